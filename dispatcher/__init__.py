@@ -1,0 +1,1 @@
+"""segment-dispatcher: Amazon Pinpoint-style campaign sends with segment hooks."""

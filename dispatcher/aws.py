@@ -1,0 +1,73 @@
+"""One aiobotocore session and one client per (service, endpoint) for the whole process.
+
+Clients are created lazily, sized to the run's parallelism, with botocore's own
+retries switched off: the dispatcher's invoke policy and send stage own every retry,
+so attempt counts are exact. Endpoints follow the standard AWS configuration
+(``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``, the shared config file); an
+explicit ``endpoint_url`` overrides them for one function or channel.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+
+
+class AwsClients:
+    """Creates and caches aiobotocore clients; close it once at the end of the run."""
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        max_pool_connections: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.region = region
+        self._config = AioConfig(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max_pool_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
+        self._session: AioSession | None = None
+        self._clients: dict[tuple[str, str | None, str], Any] = {}
+        self._stack = AsyncExitStack()
+        self._lock = anyio.Lock()
+
+    @property
+    def session(self) -> AioSession:
+        if self._session is None:
+            self._session = get_session()
+        return self._session
+
+    async def client(
+        self, service: str, *, endpoint_url: str | None = None, region: str | None = None
+    ) -> Any:
+        """Return the process-wide client for ``service`` (created on first use)."""
+        key = (service, endpoint_url, region or self.region)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        async with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                creator = self.session.create_client(
+                    service,  # type: ignore[call-overload]
+                    region_name=key[2],
+                    endpoint_url=endpoint_url,
+                    config=self._config,
+                )
+                client = await self._stack.enter_async_context(creator)
+                self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._stack.aclose()
+        self._clients.clear()

@@ -1,0 +1,90 @@
+"""The dispatcher's one exception tree.
+
+    DispatchError                 anything the dispatcher raises on purpose
+    ├── ConfigError               a bad config file, CLI flag or hook registration (exit 2)
+    │   └── PolicyDenied          a function's resource policy does not allow the campaign
+    ├── SegmentError              the segment source cannot be opened at all
+    ├── HookError                 one hook attempt or chunk failed
+    │   ├── HookAttemptError      an attempt failed; ``retryable`` says if another may follow
+    │   └── HookResultError       the return value is not a valid endpoints map (never retried)
+    ├── SendError                 a provider rejected or failed a send
+    └── LedgerError               the run ledger cannot be opened or is inconsistent
+
+Per-record problems (a malformed line, a filtered endpoint) are never raised to the
+caller: they become outcomes. These exceptions are for what stops a stage or a run.
+Third-party exceptions (botocore, aiohttp, orjson) are mapped to these at the boundary.
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Base class of every error the dispatcher raises on purpose."""
+
+
+class ConfigError(DispatchError):
+    """A configuration or usage error, reported as ``FILE: KEY: message``."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.key = key
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ": ".join(p for p in (self.file, self.key) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class PolicyDenied(ConfigError):
+    """A function's resource policy does not allow the campaign's source ARN."""
+
+
+class SegmentError(DispatchError):
+    """The segment source cannot be opened or read at all."""
+
+
+class HookError(DispatchError):
+    """A hook invocation failed; ``reason`` is what the outcome log shows."""
+
+    def __init__(self, reason: str, *, function: str | None = None) -> None:
+        self.reason = reason
+        self.function = function
+        super().__init__(reason)
+
+
+class HookAttemptError(HookError):
+    """One invocation attempt failed.
+
+    ``retryable`` is False for errors that another attempt cannot fix (a 4xx from
+    Lambda, an event over the payload limit); ``retry_after`` is the server's hint in
+    seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        function: str | None = None,
+    ) -> None:
+        super().__init__(reason, function=function)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class HookResultError(HookError):
+    """The hook returned something that is not a valid endpoints map."""
+
+
+class SendError(DispatchError):
+    """A send failed; ``code`` is the provider's error code."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code = code
+        super().__init__(f"{code}: {message}" if message else code)
+
+
+class LedgerError(DispatchError):
+    """The run ledger cannot be opened, or it does not match the run."""

@@ -1,0 +1,140 @@
+"""The values that flow through the pipeline.
+
+Endpoint definitions stay plain ``dict`` objects, exactly as decoded from the segment
+(orjson): they are what hooks receive and return, and wrapping millions of them in
+richer objects would cost more than it explains. The small classes here carry them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+Definition = dict[str, Any]
+"""An endpoint definition: Pinpoint's Endpoint shape without ``Id`` (the id is the key)."""
+
+
+class Status(StrEnum):
+    """Terminal outcome of one segment record. The names are a fixed interface."""
+
+    SUCCESS = "SUCCESS"
+    FILTERED = "FILTERED"
+    OPT_OUT = "OPT_OUT"
+    INACTIVE = "INACTIVE"
+    UNSUPPORTED_CHANNEL = "UNSUPPORTED_CHANNEL"
+    INVALID = "INVALID"
+    DUPLICATE_ADDRESS = "DUPLICATE_ADDRESS"
+    HOOK_FAILURE = "HOOK_FAILURE"
+    TEMPORARY_FAILURE = "TEMPORARY_FAILURE"
+    PERMANENT_FAILURE = "PERMANENT_FAILURE"
+    THROTTLED = "THROTTLED"
+    HOLDOUT = "HOLDOUT"
+    QUIET_TIME = "QUIET_TIME"
+    DAILY_CAP = "DAILY_CAP"
+    TOTAL_CAP = "TOTAL_CAP"
+    EXPIRED = "EXPIRED"
+
+
+CHANNEL_TYPES = frozenset(
+    {
+        "PUSH", "GCM", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "ADM",
+        "SMS", "VOICE", "EMAIL", "BAIDU", "CUSTOM", "IN_APP",
+    }
+)  # fmt: skip
+"""Pinpoint's ChannelType enum (Endpoint resource)."""
+
+PUSH_CHANNELS = frozenset(
+    {"GCM", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "ADM", "BAIDU"}
+)
+
+OVERRIDE_CHANNELS = PUSH_CHANNELS | {"SMS"}
+"""Channels for which a hook's TitleOverride / BodyOverride is honoured (never EMAIL)."""
+
+
+class Record:
+    """One record of the segment source, valid or not, and where it came from.
+
+    ``line`` is 1-based in the source (the CSV header not counted) and identifies the
+    record for the outcome log and the ledger.
+    """
+
+    __slots__ = ("definition", "endpoint_id", "error", "line", "treatment")
+
+    def __init__(
+        self,
+        line: int,
+        endpoint_id: str | None,
+        definition: Definition | None,
+        error: str | None = None,
+    ) -> None:
+        self.line = line
+        self.endpoint_id = endpoint_id
+        self.definition = definition
+        self.error = error
+        self.treatment = "0"
+
+    @property
+    def channel_type(self) -> str | None:
+        d = self.definition
+        if d is None:
+            return None
+        ct = d.get("ChannelType")
+        return ct if isinstance(ct, str) else None
+
+    def __repr__(self) -> str:
+        return f"Record(line={self.line}, id={self.endpoint_id!r}, error={self.error!r})"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The terminal outcome of one record: one line of ``outcomes.jsonl``."""
+
+    line: int
+    endpoint_id: str | None
+    status: Status
+    reason: str | None = None
+    channel_type: str | None = None
+    treatment_id: str | None = None
+    message_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "EndpointId": self.endpoint_id,
+            "Line": self.line,
+            "Status": self.status.value,
+            "Reason": self.reason,
+            "ChannelType": self.channel_type,
+            "TreatmentId": self.treatment_id,
+        }
+
+    @classmethod
+    def of(cls, record: Record, status: Status, reason: str | None = None) -> Outcome:
+        return cls(
+            record.line, record.endpoint_id, status, reason, record.channel_type, record.treatment
+        )
+
+
+@dataclass(slots=True)
+class Summary:
+    """What a run returns and writes to ``summary.json``."""
+
+    run_id: str
+    total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    hook_invocations: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    ignored_hook_ids: int = 0
+    sends: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "RunId": self.run_id,
+            "Total": self.total,
+            "ByStatus": dict(sorted(self.by_status.items())),
+            "HookInvocations": self.hook_invocations,
+            "IgnoredHookEndpoints": self.ignored_hook_ids,
+            "StartedAt": self.started_at,
+            "FinishedAt": self.finished_at,
+        }
