@@ -69,3 +69,19 @@ class Sender(Protocol):
     async def send(self, messages: Sequence[Message]) -> list[SendResult]: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SenderContext:
+    """What a sender factory may use besides its own options table."""
+
+    application_id: str
+    region: str
+    account_id: str
+    clients: Any
+    """The process-wide ``dispatcher.aws.AwsClients``."""
+    out_dir: Any
+    """``pathlib.Path`` of the run's output directory."""
+    config_file: str = "<config>"
+    """For ``ConfigError(file=..., key=...)`` messages about bad options."""
+    concurrency: int = 16
