@@ -72,7 +72,8 @@ class Record:
         self.endpoint_id = endpoint_id
         self.definition = definition
         self.error = error
-        self.treatment = "0"
+        # TreatmentId: "0" until A/B assignment; None for a record without an id.
+        self.treatment: str | None = "0" if endpoint_id is not None else None
 
     @property
     def channel_type(self) -> str | None:

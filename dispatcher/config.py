@@ -1,0 +1,470 @@
+"""Run settings: TOML in, typed and frozen settings out, every error naming file and key.
+
+Tables that mirror Pinpoint keep Pinpoint's names and shapes (``[project]`` is
+ApplicationSettingsResource plus identity, ``[campaign]`` the Campaign resource), so
+output of ``aws pinpoint get-campaign`` / ``get-application-settings`` can be pasted.
+The dispatcher's own tables (``[segment]``, ``[functions.NAME]``, ``[channels.TYPE]``,
+``[dispatch]``, ``[webhook]``) use snake_case keys.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dispatcher.errors import ConfigError
+from dispatcher.model import CHANNEL_TYPES, PUSH_CHANNELS
+
+MESSAGE_KEYS = {
+    "DefaultMessage", "ADMMessage", "APNSMessage", "BaiduMessage", "GCMMessage",
+    "EmailMessage", "SMSMessage", "CustomMessage", "InAppMessage",
+}  # fmt: skip
+
+PUSH_MESSAGE_KEY = {
+    "GCM": "GCMMessage", "APNS": "APNSMessage", "APNS_SANDBOX": "APNSMessage",
+    "APNS_VOIP": "APNSMessage", "APNS_VOIP_SANDBOX": "APNSMessage", "ADM": "ADMMessage",
+    "BAIDU": "BaiduMessage",
+}  # fmt: skip
+
+HOOK_MODES = ("FILTER", "DELIVERY")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignHook:
+    """Pinpoint's CampaignHook: a Lambda function name/ARN or a web URL, and a mode."""
+
+    lambda_function_name: str | None = None
+    web_url: str | None = None
+    mode: str = "FILTER"
+
+    @property
+    def function(self) -> str:
+        return self.lambda_function_name or self.web_url or ""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Pinpoint's CampaignLimits."""
+
+    daily: int | None = None
+    total: int | None = None
+    session: int | None = None
+    messages_per_second: int | None = None
+    maximum_duration: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    application_id: str
+    region: str
+    account_id: str
+    campaign_hook: CampaignHook | None = None
+    limits: Limits = field(default_factory=Limits)
+    quiet_time: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: str
+    name: str | None
+    hook: CampaignHook | None
+    message_configuration: Mapping[str, Any]
+    limits: Limits = field(default_factory=Limits)
+    schedule: Mapping[str, Any] | None = None
+    treatment_name: str | None = None
+    holdout_percent: int = 0
+    additional_treatments: tuple[Mapping[str, Any], ...] = ()
+    custom_delivery: Mapping[str, Any] | None = None
+
+    def message_for(self, channel: str) -> Mapping[str, Any] | None:
+        """The campaign's message object for a ChannelType, as Pinpoint picks it.
+
+        EMAIL uses EmailMessage, SMS uses SMSMessage (else DefaultMessage's body), a push
+        channel uses its platform message, else DefaultMessage.
+        """
+        mc = self.message_configuration
+        if channel == "EMAIL":
+            return mc.get("EmailMessage")
+        if channel == "SMS":
+            return mc.get("SMSMessage") or mc.get("DefaultMessage")
+        if channel in PUSH_CHANNELS:
+            return mc.get(PUSH_MESSAGE_KEY[channel]) or mc.get("DefaultMessage")
+        return None
+
+    @property
+    def channels(self) -> frozenset[str]:
+        """The ChannelTypes this campaign has a message for."""
+        return frozenset(c for c in CHANNEL_TYPES if self.message_for(c))
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """``[functions.NAME]``: where a hook function name runs."""
+
+    name: str
+    python: str | None = None
+    url: str | None = None
+    endpoint_url: str | None = None
+    secret: str | None = None
+    secret_env: str | None = None
+    policy: Path | None = None
+    client: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """``[channels.TYPE]``: the sender for one ChannelType and its options."""
+
+    channel: str
+    sender: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchOptions:
+    """``[dispatch]``: the dispatcher's own knobs (Pinpoint's values as defaults)."""
+
+    hook_concurrency: int = 16
+    hook_deadline: float = 15.0
+    hook_attempts: int = 3
+    hook_attempt_timeout: float = 10.0
+    send_concurrency: int = 8
+    send_attempts: int = 3
+    chunk_size: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a run needs, validated."""
+
+    file: str
+    project: Project
+    campaign: Campaign
+    segment_source: str | None = None
+    segment_format: str | None = None
+    functions: Mapping[str, FunctionConfig] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    dispatch: DispatchOptions = field(default_factory=DispatchOptions)
+    webhook: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> CampaignHook | None:
+        """The campaign's Hook if it names a function, else the project default.
+
+        A campaign Hook with neither LambdaFunctionName nor WebUrl (``"Hook": {}`` in
+        get-campaign output) does not switch the project default off.
+        """
+        hook = self.campaign.hook
+        if hook is not None and hook.function:
+            return hook
+        default = self.project.campaign_hook
+        return default if default is not None and default.function else None
+
+    @property
+    def messages_per_second(self) -> int | None:
+        return (
+            self.campaign.limits.messages_per_second or self.project.limits.messages_per_second
+        )
+
+
+class _Reader:
+    """Typed access to a TOML table that reports errors as ``file: dotted.key: ...``."""
+
+    def __init__(self, file: str, table: Mapping[str, Any], prefix: str) -> None:
+        self.file, self.table, self.prefix = file, table, prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, key=self.key(name))
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = self.table.get(name, default)
+        if value is None or value is default:
+            return value
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.error(name, f"expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.error(name, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def require(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        value = self.get(name, kind)
+        if value is None or value == "":
+            raise self.error(name, "is required")
+        return value
+
+    def int_in(self, name: str, lo: int, hi: int | None = None) -> int | None:
+        value = self.get(name, int)
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+            raise self.error(name, f"must be {bound}, got {value}")
+        return value  # type: ignore[no-any-return]
+
+    def sub(self, name: str) -> _Reader | None:
+        value = self.get(name, dict)
+        return None if value is None else _Reader(self.file, value, self.key(name))
+
+    def no_unknown(self, allowed: set[str]) -> None:
+        for name in self.table:
+            if name not in allowed:
+                hint = _closest(name, allowed)
+                raise self.error(name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", dict: "a table",
+             list: "an array", bool: "a boolean"}  # fmt: skip
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _closest(name: str, allowed: set[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def _hook(r: _Reader | None) -> CampaignHook | None:
+    if r is None:
+        return None
+    r.no_unknown({"LambdaFunctionName", "WebUrl", "Mode"})
+    mode = r.get("Mode", str) or "FILTER"
+    if mode not in HOOK_MODES:
+        raise r.error("Mode", f"must be FILTER or DELIVERY, got {mode!r}")
+    name, url = r.get("LambdaFunctionName", str), r.get("WebUrl", str)
+    if name and url:
+        raise r.error("WebUrl", "give LambdaFunctionName or WebUrl, not both")
+    return CampaignHook(name or None, url or None, mode)
+
+
+def _limits(r: _Reader | None) -> Limits:
+    if r is None:
+        return Limits()
+    r.no_unknown({"Daily", "Total", "Session", "MessagesPerSecond", "MaximumDuration"})
+    return Limits(
+        daily=r.int_in("Daily", 0, 100),
+        total=r.int_in("Total", 0, 100),
+        session=r.int_in("Session", 0),
+        messages_per_second=r.int_in("MessagesPerSecond", 1, 20_000),
+        maximum_duration=r.int_in("MaximumDuration", 60),
+    )
+
+
+def _quiet_time(r: _Reader | None) -> Mapping[str, str] | None:
+    if r is None:
+        return None
+    r.no_unknown({"Start", "End"})
+    out = {}
+    for name in ("Start", "End"):
+        value = r.require(name, str)
+        hh, _, mm = value.partition(":")
+        if not (len(hh) == 2 and len(mm) == 2 and hh.isdigit() and mm.isdigit()) or (
+            int(hh) > 23 or int(mm) > 59
+        ):
+            raise r.error(name, f"must be HH:MM (24-hour), got {value!r}")
+        out[name] = value
+    return out
+
+
+def _message_configuration(r: _Reader | None) -> dict[str, Any]:
+    if r is None:
+        return {}
+    r.no_unknown(MESSAGE_KEYS)
+    out: dict[str, Any] = {}
+    for key in MESSAGE_KEYS:
+        msg = r.sub(key)
+        if msg is None:
+            continue
+        for text_key in ("Title", "Body", "HtmlBody"):
+            msg.get(text_key, str)
+        out[key] = dict(msg.table)
+    return out
+
+
+CAMPAIGN_KEYS = {
+    "Id", "Name", "Hook", "MessageConfiguration", "Limits", "Schedule", "TreatmentName",
+    "TreatmentDescription", "HoldoutPercent", "AdditionalTreatments",
+    "CustomDeliveryConfiguration", "Description", "TemplateConfiguration", "IsPaused",
+    "State", "DefaultState", "Version", "Arn", "ApplicationId", "CreationDate",
+    "LastModifiedDate", "SegmentId", "SegmentVersion", "tags", "Tags", "Priority",
+}  # fmt: skip
+
+
+def _campaign(r: _Reader) -> Campaign:
+    r.no_unknown(CAMPAIGN_KEYS)
+    mc = _message_configuration(r.sub("MessageConfiguration"))
+    treatments = r.get("AdditionalTreatments", list) or []
+    return Campaign(
+        id=r.require("Id", str),
+        name=r.get("Name", str),
+        hook=_hook(r.sub("Hook")),
+        message_configuration=mc,
+        limits=_limits(r.sub("Limits")),
+        schedule=r.get("Schedule", dict),
+        treatment_name=r.get("TreatmentName", str),
+        holdout_percent=r.int_in("HoldoutPercent", 0, 100) or 0,
+        additional_treatments=tuple(treatments),
+        custom_delivery=r.get("CustomDeliveryConfiguration", dict),
+    )
+
+
+def _project(r: _Reader) -> Project:
+    r.no_unknown(
+        {"ApplicationId", "Region", "AccountId", "CampaignHook", "Limits", "QuietTime",
+         "LastModifiedDate", "JourneyLimits"}
+    )  # fmt: skip
+    account = r.get("AccountId", str) or "000000000000"
+    if not (len(account) == 12 and account.isdigit()):
+        raise r.error("AccountId", f"must be a 12-digit AWS account id, got {account!r}")
+    return Project(
+        application_id=r.require("ApplicationId", str),
+        region=r.require("Region", str),
+        account_id=account,
+        campaign_hook=_hook(r.sub("CampaignHook")),
+        limits=_limits(r.sub("Limits")),
+        quiet_time=_quiet_time(r.sub("QuietTime")),
+    )
+
+
+def _resolve_path(value: str, base: Path) -> Path:
+    """A path from the config: relative to the config file's folder, else to the CWD."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    beside = base / path
+    return beside if beside.exists() or not path.exists() else path
+
+
+def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
+    out: dict[str, FunctionConfig] = {}
+    if r is None:
+        return out
+    for name in r.table:
+        f = r.sub(name)
+        assert f is not None
+        f.no_unknown({"python", "url", "endpoint_url", "secret", "secret_env", "policy", "client"})
+        kinds = [k for k in ("python", "url", "endpoint_url") if f.table.get(k)]
+        if len(kinds) > 1:
+            raise f.error(kinds[1], f"give only one of python, url, endpoint_url (got {kinds})")
+        python = f.get("python", str)
+        if python is not None:
+            target, sep, attr = python.rpartition(":")
+            if not sep or not target or not attr:
+                raise f.error("python", f"must be 'file.py:handler' or 'module:handler', got {python!r}")
+            if target.endswith(".py"):
+                python = f"{_resolve_path(target, base)}:{attr}"
+        policy = f.get("policy", str)
+        out[name] = FunctionConfig(
+            name=name,
+            python=python,
+            url=f.get("url", str),
+            endpoint_url=f.get("endpoint_url", str),
+            secret=f.get("secret", str),
+            secret_env=f.get("secret_env", str),
+            policy=_resolve_path(policy, base) if policy else None,
+            client=f.get("client", str),
+        )
+    return out
+
+
+SENDERS = ("outbox", "ses", "sms", "push", "custom")
+
+
+def _channels(r: _Reader | None) -> dict[str, ChannelConfig]:
+    out: dict[str, ChannelConfig] = {}
+    if r is None:
+        return out
+    for channel in r.table:
+        if channel not in CHANNEL_TYPES:
+            raise r.error(channel, f"unknown ChannelType; use one of {', '.join(sorted(CHANNEL_TYPES))}")
+        c = r.sub(channel)
+        assert c is not None
+        sender = c.require("sender", str)
+        if sender not in SENDERS:
+            raise c.error("sender", f"unknown sender {sender!r}; use one of {', '.join(SENDERS)}")
+        options = {k: v for k, v in c.table.items() if k != "sender"}
+        out[channel] = ChannelConfig(channel, sender, options)
+    return out
+
+
+def _dispatch(r: _Reader | None) -> DispatchOptions:
+    if r is None:
+        return DispatchOptions()
+    defaults = DispatchOptions()
+    r.no_unknown(set(DispatchOptions.__dataclass_fields__))
+    values: dict[str, Any] = {}
+    for name, default in ((n, getattr(defaults, n)) for n in DispatchOptions.__dataclass_fields__):
+        kind = (int, float) if isinstance(default, float) else int
+        value = r.get(name, kind)
+        if value is None:
+            continue
+        if value <= 0:
+            raise r.error(name, f"must be > 0, got {value}")
+        values[name] = value
+    if values.get("chunk_size", 50) > 50:
+        raise r.error("chunk_size", "must be at most 50 (Pinpoint's event size)")
+    if values.get("hook_attempts", 3) > 10:
+        raise r.error("hook_attempts", "must be at most 10")
+    return DispatchOptions(**values)
+
+
+TOP_LEVEL = {"project", "campaign", "segment", "functions", "channels", "dispatch", "webhook"}
+
+
+def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
+    """Validate a decoded config document (TOML, or JSON converted by the CLI)."""
+    root = _Reader(file, data, "")
+    root.no_unknown(TOP_LEVEL)
+    project = root.sub("project")
+    if project is None:
+        raise root.error("project", "table is required")
+    campaign = root.sub("campaign")
+    if campaign is None:
+        raise root.error("campaign", "table is required")
+    segment = root.sub("segment")
+    source = fmt = None
+    if segment is not None:
+        segment.no_unknown({"source", "format"})
+        source = segment.get("source", str)
+        fmt = segment.get("format", str)
+        if fmt is not None and fmt not in ("jsonl", "csv"):
+            raise segment.error("format", f"must be 'jsonl' or 'csv', got {fmt!r}")
+        if source and "://" not in source:
+            source = str(_resolve_path(source, base))
+    webhook = root.sub("webhook")
+    if webhook is not None:
+        webhook.no_unknown({"secret", "secret_env", "timeout"})
+    settings = Settings(
+        file=file,
+        project=_project(project),
+        campaign=_campaign(campaign),
+        segment_source=source,
+        segment_format=fmt,
+        functions=_functions(root.sub("functions"), base),
+        channels=_channels(root.sub("channels")),
+        dispatch=_dispatch(root.sub("dispatch")),
+        webhook=dict(webhook.table) if webhook else {},
+    )
+    if not settings.campaign.message_configuration:
+        raise ConfigError("has no message for any channel", file=file, key="campaign.MessageConfiguration")
+    return settings
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ConfigError("config file not found", file=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config: {exc}", file=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from None
+    return parse_settings(data, str(path), path.parent)

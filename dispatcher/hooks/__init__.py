@@ -1,0 +1,110 @@
+"""Hooks: which transport runs a hook function, and the guard in front of it.
+
+A ``LambdaFunctionName`` registered under ``[functions.NAME]`` runs where that entry
+says (``python`` in process, ``url`` as a webhook, ``endpoint_url`` as a Lambda-compatible
+endpoint such as ``dispatcher lambda serve``); any other name is an AWS Lambda function.
+``WebUrl`` is a webhook. A registered function with a ``policy`` file must allow the
+campaign's source ARN, or the run is refused before any endpoint data leaves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.config import CampaignHook, FunctionConfig, Settings
+from dispatcher.errors import ConfigError, PolicyDenied
+from dispatcher.hooks.base import HookTransport
+from dispatcher.hooks.python import Handler, PythonTransport, load_handler
+
+
+def check_policy(settings: Settings, function: FunctionConfig) -> None:
+    """Refuse a function whose resource policy does not allow this campaign."""
+    if function.policy is None:
+        return
+    from dispatcher.policy import load_policy, source_arn
+
+    p = settings.project
+    arn = source_arn(p.region, p.account_id, p.application_id, settings.campaign.id)
+    if not load_policy(function.policy).allows(arn, p.account_id):
+        raise PolicyDenied(
+            f"the resource policy of function {function.name!r} ({function.policy}) does not "
+            f"allow {arn} (account {p.account_id}); the function was not invoked",
+            file=settings.file,
+            key=f"functions.{function.name}.policy",
+        )
+
+
+def _secret(settings: Settings, table: Mapping[str, Any], key: str) -> str | None:
+    env = table.get("secret_env")
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise ConfigError(f"environment variable {env!r} is not set", file=settings.file,
+                              key=f"{key}.secret_env")
+        return value
+    return table.get("secret")
+
+
+def _webhook(settings: Settings, name: str, url: str, table: Mapping[str, Any], key: str,
+             concurrency: int) -> HookTransport:
+    from dispatcher.hooks.webhook import WebhookTransport
+
+    try:
+        return WebhookTransport(  # type: ignore[no-any-return]
+            url,
+            secret=_secret(settings, table, key),
+            timeout=float(settings.webhook.get("timeout", settings.dispatch.hook_attempt_timeout)),
+            concurrency=concurrency,
+            name=name,
+            application_id=settings.project.application_id,
+            campaign_id=settings.campaign.id,
+        )
+    except ConfigError as exc:
+        raise ConfigError(exc.message, file=settings.file, key=key) from None
+
+
+def create_transport(
+    settings: Settings,
+    hook: CampaignHook,
+    *,
+    handlers: Mapping[str, Handler] | None = None,
+    clients: Any = None,
+) -> HookTransport:
+    """Build the transport for ``hook``; raises ConfigError / PolicyDenied before any call."""
+    concurrency = settings.dispatch.hook_concurrency
+    if hook.web_url:
+        return _webhook(settings, hook.web_url, hook.web_url, settings.webhook, "webhook",
+                        concurrency)
+    name = hook.lambda_function_name or ""
+    if handlers and name in handlers:
+        return PythonTransport(name, handlers[name], concurrency=concurrency)
+    function = settings.functions.get(name)
+    if function is not None:
+        check_policy(settings, function)
+        key = f"functions.{name}"
+        if function.python:
+            handler = load_handler(function.python, file=settings.file, key=f"{key}.python")
+            return PythonTransport(name, handler, concurrency=concurrency)
+        if function.url:
+            table = {"secret": function.secret, "secret_env": function.secret_env}
+            return _webhook(settings, name, function.url, table, key, concurrency)
+    from dispatcher.hooks.aws_lambda import LambdaTransport, parse_function_name
+
+    try:
+        ref = parse_function_name(name, settings.project.region)
+    except ConfigError as exc:
+        hook_key = "campaign.Hook" if settings.campaign.hook is hook else "project.CampaignHook"
+        raise ConfigError(exc.message, file=settings.file,
+                          key=f"{hook_key}.LambdaFunctionName") from None
+    return LambdaTransport(  # type: ignore[no-any-return]
+        ref,
+        clients=clients,
+        endpoint_url=function.endpoint_url if function else None,
+        concurrency=concurrency,
+        client=(function.client if function else None) or "lean",
+    )
+
+
+__all__ = ["HookTransport", "check_policy", "create_transport"]

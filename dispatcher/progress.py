@@ -1,0 +1,44 @@
+"""A one-line progress display on stderr for long runs; silent when stderr is no TTY."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import anyio
+
+
+@dataclass(slots=True)
+class Counters:
+    """Live counts of the run, updated by the stages (single event loop: no locks)."""
+
+    read: int = 0
+    hooked: int = 0
+    sent: int = 0
+    failed: int = 0
+    hook_invocations: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (
+            f"read {self.read:,}  hooked {self.hooked:,}  sent {self.sent:,}  "
+            f"failed {self.failed:,}  {self.read / elapsed:,.0f} endpoints/s"
+        )
+
+
+async def show_progress(counters: Counters, stream: TextIO | None = None, every: float = 0.5) -> None:
+    """Redraw the progress line until cancelled; do nothing if ``stream`` is not a TTY."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return
+    try:
+        while True:
+            stream.write("\r\x1b[2K" + counters.line())
+            stream.flush()
+            await anyio.sleep(every)
+    finally:
+        stream.write("\r\x1b[2K" + counters.line() + "\n")
+        stream.flush()
