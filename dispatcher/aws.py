@@ -10,11 +10,12 @@ explicit ``endpoint_url`` overrides them for one function or channel.
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
 
 
 class AwsClients:
@@ -29,12 +30,12 @@ class AwsClients:
         read_timeout: float = 30.0,
     ) -> None:
         self.region = region
-        self._config = AioConfig(
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=max_pool_connections,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
+        self.config_options: dict[str, Any] = {
+            "retries": {"total_max_attempts": 1, "mode": "standard"},
+            "max_pool_connections": max_pool_connections,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+        }
         self._session: AioSession | None = None
         self._clients: dict[tuple[str, str | None, str], Any] = {}
         self._stack = AsyncExitStack()
@@ -43,6 +44,9 @@ class AwsClients:
     @property
     def session(self) -> AioSession:
         if self._session is None:
+            # Imported on first use: runs that touch no AWS service skip ~0.3 s of imports.
+            from aiobotocore.session import get_session
+
             self._session = get_session()
         return self._session
 
@@ -57,11 +61,13 @@ class AwsClients:
         async with self._lock:
             client = self._clients.get(key)
             if client is None:
+                from aiobotocore.config import AioConfig
+
                 creator = self.session.create_client(
                     service,  # type: ignore[call-overload]
                     region_name=key[2],
                     endpoint_url=endpoint_url,
-                    config=self._config,
+                    config=AioConfig(**self.config_options),
                 )
                 client = await self._stack.enter_async_context(creator)
                 self._clients[key] = client

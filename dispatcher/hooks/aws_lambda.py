@@ -302,10 +302,7 @@ def _decode_result(function: str, body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise HookResultError(
-            _clip(
-                f"the function's return value is not JSON ({exc}); "
-                f"first bytes: {body[:80]!r}"
-            ),
+            _clip(f"the function's return value is not JSON ({exc}); first bytes: {body[:80]!r}"),
             function=function,
         ) from exc
 
@@ -478,6 +475,11 @@ class LambdaTransport:
             f"LambdaTransport({self.name!r}, region={self.region!r}, "
             f"client={self.client_kind!r}, parallelism={self.parallelism})"
         )
+
+    @property
+    def invoke_url(self) -> str | None:
+        """The lean path's resolved Invoke URL (None until opened, or on the botocore path)."""
+        return str(self._lean.url) if self._lean is not None else None
 
     async def __aenter__(self) -> LambdaTransport:
         await self.open()

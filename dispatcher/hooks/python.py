@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import random
 import sys
 import time
 import uuid
@@ -35,7 +36,8 @@ class LambdaContext:
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:local:000000000000:function:{function_name}"
         self.memory_limit_in_mb = "128"
-        self.aws_request_id = str(uuid.uuid4())
+        # uuid4() reads os.urandom, a syscall that gives the GIL away on every call.
+        self.aws_request_id = str(uuid.UUID(int=random.getrandbits(128), version=4))
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "local"
         self._deadline = deadline

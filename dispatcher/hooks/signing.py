@@ -178,7 +178,7 @@ class InvokeSigner:
         parts = [template.prefix]
         for name, value in template.lines:
             if value is None:
-                value = amz_date if name == "x-amz-date" else token
+                value = amz_date if name == "x-amz-date" else " ".join(str(token).split())
             parts.append(f"{name}:{value}\n")
         parts.append(f"\n{template.signed_headers}\n{payload_hash}")
         return "".join(parts)
@@ -195,10 +195,10 @@ class InvokeSigner:
         headers["X-Amz-Date"] = amz_date
         if token is not None:
             headers["X-Amz-Security-Token"] = token
+        signed_headers = self._templates[token is not None].signed_headers
         headers["Authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={credentials.access_key}/{amz_date[:8]}"
-            f"{self._scope_tail}, SignedHeaders={self._templates[token is not None].signed_headers}, "
-            f"Signature={signature}"
+            f"{self._scope_tail}, SignedHeaders={signed_headers}, Signature={signature}"
         )
         return headers
 

@@ -162,30 +162,40 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _redacted(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}://{authority.rpartition('@')[2]}{slash}{path}"
+
+
 def validate_webhook_url(url: str) -> yarl.URL:
     """Check the https-only rule (http for loopback hosts) and return the parsed URL."""
     if not isinstance(url, str) or not url:
         raise ConfigError(f"webhook URL {url!r} is empty")
+    shown = _redacted(url)
     try:
         parts = urlsplit(url)
         host = parts.hostname
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError as exc:
-        raise ConfigError(f"webhook URL {url!r} is malformed: {exc}") from exc
+        raise ConfigError(f"webhook URL {shown!r} is malformed: {exc}") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not host:
         raise ConfigError(
-            f"webhook URL {url!r} must be an absolute https:// URL (e.g. "
+            f"webhook URL {shown!r} must be an absolute https:// URL (e.g. "
             "'https://hooks.example.com/pinpoint')"
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
-            f"webhook URL for host {host!r} must not carry credentials (user:password@); "
+            f"webhook URL {shown!r} must not carry credentials (user:password@); "
             "the request is signed with the webhook secret instead"
         )
     if scheme == "http" and not _is_loopback(host):
         raise ConfigError(
-            f"webhook URL {url!r} must use https://; plain http:// is accepted only for "
+            f"webhook URL {shown!r} must use https://; plain http:// is accepted only for "
             "loopback hosts (127.0.0.0/8, ::1, localhost)"
         )
     return yarl.URL(url)

@@ -8,12 +8,13 @@ import itertools
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from dispatcher.aws import AwsClients
-from dispatcher.channels.base import SenderContext
+from dispatcher.channels.base import Message, SenderContext
 from tests.servers.moto import MotoServer
 from tests.servers.push import PushServer
 from tests.servers.ses import SesServer
@@ -67,6 +68,19 @@ def sender_ctx(aws_clients: AwsClients, tmp_path: Path) -> SenderContext:
 
 
 @pytest.fixture
+def offline_ctx(tmp_path: Path) -> SenderContext:
+    """A context for factory-only tests (sync): its ``AwsClients`` never makes a client."""
+    return SenderContext(
+        application_id=APP_ID,
+        region=REGION,
+        account_id="123456789012",
+        clients=AwsClients(REGION),
+        out_dir=tmp_path,
+        config_file="campaign.toml",
+    )
+
+
+@pytest.fixture
 async def sms_server() -> AsyncIterator[SmsServer]:
     async with SmsServer() as server:
         yield server
@@ -95,6 +109,26 @@ def moto_server() -> Iterator[MotoServer]:
 def moto(moto_server: MotoServer) -> MotoServer:
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture
+def make_message():
+    """``make_message(address, channel_type, **fields)`` -> a rendered ``Message``."""
+    counter = itertools.count(1)
+
+    def make(address: str, channel_type: str = "EMAIL", **fields: Any) -> Message:
+        line = next(counter)
+        fields.setdefault("title", f"Title {line}")
+        fields.setdefault("body", f"Body {line}")
+        return Message(
+            endpoint_id=fields.pop("endpoint_id", f"ep-{line}"),
+            line=line,
+            channel_type=channel_type,
+            address=address,
+            **fields,
+        )
+
+    return make
 
 
 @pytest.fixture

@@ -241,6 +241,29 @@ async def test_chained_channel_limit_under_a_run_wide_ceiling(virtual_clock):
     assert isinstance(narrow, ChainedLimiter) and narrow.rate == 500
 
 
+async def test_a_wait_in_the_run_wide_limiter_counts_for_the_channel_ceiling(virtual_clock):
+    # The channel's grant is recorded when the message actually starts, i.e. after the
+    # run-wide wait; otherwise the start after the pause would add to a full window.
+    run = RateLimiter(1_000, clock=virtual_clock, sleep=virtual_clock.sleep)
+    narrow = run.channel(max_per_second=5)
+    grants: list[Grant] = []
+    t0 = virtual_clock()
+
+    async def account_wide_pause() -> None:
+        await virtual_clock.sleep(0.5)
+        run.throttled(retry_after=1.5)
+
+    with anyio.fail_after(60):
+        async with virtual_clock.driving(), anyio.create_task_group() as tg:
+            tg.start_soon(account_wide_pause)
+            for _ in range(5):
+                tg.start_soon(hammer, narrow, virtual_clock, t0 + 5.0, grants)
+
+    assert count_between(grants, t0 + 0.5 + 1e-9, t0 + 2.0) == 0
+    assert max_in_window(grants) <= 5
+    assert count_between(grants, t0, t0 + 5.0) >= 17  # 3 before the pause, 15 after
+
+
 async def test_throttling_one_channel_leaves_the_others_their_share(virtual_clock):
     run = RateLimiter(1_000, clock=virtual_clock, sleep=virtual_clock.sleep)
     slow, other = run.channel(), run.channel()

@@ -87,6 +87,7 @@ class InvokeApi:
         self.faults: dict[str, Fault] = {}
         self.requests: list[SeenRequest] = []
         self.release = anyio.Event()  # set at shutdown: ends every delayed answer
+        self._arrived = anyio.Event()
         self.url = ""
         self._runner: web.AppRunner | None = None
 
@@ -104,6 +105,11 @@ class InvokeApi:
         self.release.set()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Wait until ``count`` requests have arrived (answered or not)."""
+        while len(self.requests) < count:
+            await self._arrived.wait()
 
     # -- signature ----------------------------------------------------------------------
 
@@ -161,6 +167,8 @@ class InvokeApi:
                 signature_problem=problem,
             )
         )
+        self._arrived.set()
+        self._arrived = anyio.Event()
         if problem is not None:
             return _error(403, "InvalidSignatureException", f"bad signature: {problem}")
         name = _short_name(function)
