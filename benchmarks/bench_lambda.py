@@ -151,11 +151,11 @@ async def _make_call(
         transport = LambdaTransport(
             FUNCTION,
             region=REGION,
-            parallelism=concurrency,
+            concurrency=concurrency,
             endpoint_url=url,
             client="botocore" if variant == "botocore" else "lean",
             signer="botocore" if variant == "lean-botosigner" else "fast",
-            aws=aws,
+            clients=aws,
         )
         stack.push_async_callback(transport.aclose)
         await transport.open()

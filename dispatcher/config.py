@@ -456,8 +456,17 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
     return settings
 
 
-def load_settings(path: str | Path) -> Settings:
-    """Read and validate a TOML config file."""
+def load_settings(
+    path: str | Path,
+    *,
+    campaign_json: str | Path | None = None,
+    settings_json: str | Path | None = None,
+) -> Settings:
+    """Read and validate a TOML config file.
+
+    ``campaign_json`` / ``settings_json`` replace ``[campaign]`` / merge into
+    ``[project]`` from ``aws pinpoint get-campaign`` / ``get-application-settings`` output.
+    """
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -467,4 +476,25 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigError(f"cannot read config: {exc}", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from None
+    if campaign_json or settings_json:
+        data = _merge_pinpoint_json(data, campaign_json, settings_json)
     return parse_settings(data, str(path), path.parent)
+
+
+def _merge_pinpoint_json(
+    data: dict[str, Any], campaign_json: str | Path | None, settings_json: str | Path | None
+) -> dict[str, Any]:
+    from dispatcher.pinpoint_json import campaign_table, settings_table
+
+    data = dict(data)
+    if settings_json:
+        data["project"] = {**data.get("project", {}), **settings_table(settings_json)}
+    if campaign_json:
+        campaign = campaign_table(campaign_json)
+        app_id = campaign.pop("ApplicationId", None)
+        project = dict(data.get("project", {}))
+        if app_id and not project.get("ApplicationId"):
+            project["ApplicationId"] = app_id
+        data["project"] = project
+        data["campaign"] = campaign
+    return data

@@ -1,10 +1,16 @@
-"""``dispatch()`` and ``run()``: one campaign send, from settings to summary."""
+"""``dispatch()`` and ``run()``: one campaign send, from settings to summary.
+
+A run is new, a resume (``resume=True``: finish a run that stopped, skipping every line
+the ledger has settled), or a retry (``retry=[statuses]``: dispatch again only the lines
+whose latest outcome has one of those statuses). All three share the ledger, so no
+endpoint is sent twice across them.
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -15,15 +21,17 @@ import orjson
 from dispatcher.aws import AwsClients
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
+from dispatcher.channels.outbox import OutboxSender
 from dispatcher.chunking import Chunker
 from dispatcher.config import Settings
-from dispatcher.eligibility import Eligibility
+from dispatcher.eligibility import Admission, Eligibility
 from dispatcher.errors import ConfigError
 from dispatcher.hooks import create_transport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy
 from dispatcher.hooks.python import Handler
-from dispatcher.model import OVERRIDE_CHANNELS, Summary
+from dispatcher.ledger import LEDGER_FILE, Ledger, RunInfo, SqliteLedger
+from dispatcher.model import OVERRIDE_CHANNELS, Outcome, Status, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
 from dispatcher.pipeline import Limiter, Route, Stages, run_stages
 from dispatcher.progress import Counters, show_progress
@@ -64,13 +72,13 @@ async def _senders(
     ctx: SenderContext,
     overrides: Mapping[str, Sender],
     stack: AsyncExitStack,
-) -> dict[str, Sender]:
-    """One sender per ChannelType; channels with the same sender and options share one."""
+) -> dict[str, tuple[str, Sender]]:
+    """(sender name, sender) per ChannelType; same sender and options share one."""
     shared: dict[bytes, Sender] = {}
-    out: dict[str, Sender] = {}
+    out: dict[str, tuple[str, Sender]] = {}
     for channel in sorted(settings.campaign.channels):
         if channel in overrides:
-            out[channel] = overrides[channel]
+            out[channel] = (f"custom:{channel}", overrides[channel])
             continue
         cfg = settings.channels.get(channel)
         name, options = (cfg.sender, cfg.options) if cfg else ("outbox", {})
@@ -79,7 +87,7 @@ async def _senders(
             sender = create_sender(name, channel, options, ctx)
             stack.push_async_callback(sender.aclose)
             shared[key] = sender
-        out[channel] = shared[key]
+        out[channel] = (name, shared[key])
     return out
 
 
@@ -94,12 +102,45 @@ def _prepare_out_dir(out_dir: Path, file: str) -> None:
                           key="--out")
 
 
+async def _reconcile_outbox(ledger: Ledger, run_id: str, campaign_id: str,
+                            outboxes: Iterable[Sender]) -> None:
+    """Settle outbox sends left in doubt by a crash: the file says what was sent."""
+    in_doubt = await ledger.in_doubt(run_id, "outbox")
+    if not in_doubt:
+        return
+    written: dict[str, tuple[str, str]] = {}
+    for sender in outboxes:
+        if isinstance(sender, OutboxSender):
+            written.update(sender.sent_ids())
+    sent = [Outcome(line, eid, Status.SUCCESS, None, *written[eid])
+            for eid, line in in_doubt if eid in written]  # fmt: skip
+    unsent = [eid for eid, _ in in_doubt if eid not in written]
+    await ledger.record(run_id, sent, release=unsent,
+                        sent=[(o.endpoint_id or "", campaign_id) for o in sent])
+    await ledger.flush()
+
+
+async def _rewrite_outcomes(ledger: Ledger, run_id: str, out: Path) -> None:
+    """Rewrite ``outcomes.jsonl`` from the ledger: one line per record, latest status."""
+    tmp = out / (OUTCOMES_FILE + ".tmp")
+    log = OutcomeLog(tmp)
+    try:
+        async for batch in ledger.outcomes(run_id):
+            log.write(batch)
+    finally:
+        log.close()
+    os.replace(tmp, out / OUTCOMES_FILE)
+
+
 async def dispatch(
     settings: Settings,
     *,
     segment: str | None = None,
     out_dir: str | Path = "out",
     run_id: str | None = None,
+    resume: bool = False,
+    retry: Iterable[str] | None = None,
+    ledger: bool | Path = True,
     handlers: Mapping[str, Handler] | None = None,
     senders: Mapping[str, Sender] | None = None,
     on_start: Callable[[str], None] | None = None,
@@ -107,29 +148,51 @@ async def dispatch(
 ) -> Summary:
     """Run one campaign send and return its summary.
 
-    ``segment`` overrides ``[segment] source``. ``handlers`` maps hook function names to
-    Python callables run in process (library use and tests); ``senders`` maps
-    ChannelTypes to ready-made senders. Configuration problems raise ``ConfigError``
-    before any endpoint data is sent anywhere.
+    ``segment`` overrides ``[segment] source``. ``ledger`` is True for the default
+    SQLite ledger in ``out_dir``, a path for another SQLite file, or False for none
+    (no resume, no caps). ``handlers`` maps hook function names to Python callables run
+    in process; ``senders`` maps ChannelTypes to ready-made senders. Configuration
+    problems raise ``ConfigError`` before any endpoint data is sent anywhere.
     """
     out = Path(out_dir)
-    source_spec = segment or settings.segment_source
-    if not source_spec:
-        raise ConfigError("no segment source: set [segment] source or pass --segment",
-                          file=settings.file, key="segment.source")
-    fmt = settings.segment_format
-    try:
-        source = open_source(source_spec, fmt)
-    except ConfigError as exc:
-        key = "--segment" if segment else "segment.source"
-        raise ConfigError(exc.message, file=settings.file, key=key) from None
-    composers = _composers(settings)
+    retry_statuses = sorted(set(retry)) if retry is not None else None
+    continuing = resume or retry_statuses is not None
+    if continuing and not run_id:
+        raise ConfigError("resume and retry need the RunId", key="RUN_ID")
+    if continuing and ledger is False:
+        raise ConfigError("resume and retry need the ledger", key="--no-ledger")
     run_id = run_id or new_run_id()
-    started_at = now_iso()
     d = settings.dispatch
-    clients = AwsClients(settings.project.region,
-                         max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10))
     async with AsyncExitStack() as stack:
+        book: Ledger | None = None
+        prior: RunInfo | None = None
+        if ledger is not False:
+            _prepare_out_dir(out, settings.file)
+            path = out / LEDGER_FILE if ledger is True else Path(ledger)
+            book = SqliteLedger(path)
+            stack.push_async_callback(book.aclose)
+            prior = await book.get_run(run_id)
+            if continuing and prior is None:
+                raise ConfigError(f"run {run_id} is not in the ledger {path}", key="RUN_ID")
+            if not continuing and prior is not None:
+                raise ConfigError(f"run {run_id} already exists; use --resume", key="RUN_ID")
+            if prior is not None and prior.campaign_id != settings.campaign.id:
+                raise ConfigError(
+                    f"run {run_id} is campaign {prior.campaign_id!r}, the config is "
+                    f"{settings.campaign.id!r}", file=settings.file, key="campaign.Id")
+        source_spec = segment or settings.segment_source or (prior.segment if prior else None)
+        if not source_spec:
+            raise ConfigError("no segment source: set [segment] source or pass --segment",
+                              file=settings.file, key="segment.source")
+        try:
+            source = open_source(source_spec, settings.segment_format)
+        except ConfigError as exc:
+            key = "--segment" if segment else "segment.source"
+            raise ConfigError(exc.message, file=settings.file, key=key) from None
+        composers = _composers(settings)
+        started_at = prior.started_at if prior else now_iso()
+        clients = AwsClients(settings.project.region,
+                             max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10))
         stack.push_async_callback(clients.aclose)
         hook = settings.hook
         transport = None
@@ -143,26 +206,49 @@ async def dispatch(
             account_id=settings.project.account_id,
             clients=clients,
             out_dir=out,
+            run_id=run_id,
             config_file=settings.file,
             concurrency=d.send_concurrency,
         )
         by_channel = await _senders(settings, ctx, senders or {}, stack)
+        run = RunInfo(run_id=run_id, config=str(Path(settings.file).resolve()),
+                      segment=source.name, campaign_id=settings.campaign.id,
+                      application_id=settings.project.application_id, started_at=started_at)
+        if prior is not None:
+            run.extra = prior.extra
         (out / RUN_FILE).write_bytes(orjson.dumps(
-            {"RunId": run_id, "Config": settings.file, "Segment": source.name,
+            {"RunId": run_id, "Config": run.config, "Segment": source.name,
              "CampaignId": settings.campaign.id, "ApplicationId": settings.project.application_id,
              "StartedAt": started_at}, option=orjson.OPT_INDENT_2))  # fmt: skip
+        skip = None
+        if book is not None:
+            await book.start_run(run)
+            if continuing:
+                await _reconcile_outbox(book, run_id, settings.campaign.id,
+                                        {id(s): s for _, s in by_channel.values()}.values())
+            if resume:
+                settled = await book.lines_with_status(run_id)
+                skip = settled.__contains__
+            elif retry_statuses is not None:
+                chosen = await book.lines_with_status(run_id, retry_statuses)
+                skip = lambda line: line not in chosen  # noqa: E731
         if on_start:
             on_start(run_id)
-        log = OutcomeLog(out / OUTCOMES_FILE)
+        log = OutcomeLog(out / OUTCOMES_FILE, append=continuing)
         stack.callback(log.close)
         counters = Counters()
+        eligibility = Eligibility(settings.campaign.channels)
+        admission = Admission(eligibility)
         stages = Stages(
+            run_id=run_id,
+            campaign_id=settings.campaign.id,
             source=source,
-            eligibility=Eligibility(settings.campaign.channels),
+            admit=admission,
             chunker=Chunker(d.chunk_size),
             log=log,
             counters=counters,
-            routes={key: Route(c, by_channel[key[1]], Limiter()) for key, c in composers.items()},
+            routes={key: Route(c, by_channel[key[1]][1], Limiter(), by_channel[key[1]][0])
+                    for key, c in composers.items()},  # fmt: skip
             transport=transport,
             events=EventBuilder(
                 application_id=settings.project.application_id,
@@ -178,6 +264,9 @@ async def dispatch(
             send_concurrency=d.send_concurrency,
             send_attempts=d.send_attempts,
             limiter=Limiter(),
+            ledger=book,
+            skip=skip,
+            eligibility_only=admission.replay,
         )
         async with anyio.create_task_group() as tg:
             if progress:
@@ -185,15 +274,22 @@ async def dispatch(
             await run_stages(stages)
             tg.cancel_scope.cancel()
         log.flush()
-        summary = Summary(
-            run_id=run_id,
-            total=log.total,
-            by_status=dict(log.counts),
-            hook_invocations=counters.hook_invocations,
-            started_at=started_at,
-            finished_at=now_iso(),
-            ignored_hook_ids=stages.ignored_hook_ids,
-        )
+        hook_invocations = counters.hook_invocations + int(run.extra.get("hook_invocations", 0))
+        summary = Summary(run_id=run_id, hook_invocations=hook_invocations,
+                          started_at=started_at, ignored_hook_ids=stages.ignored_hook_ids)
+        if book is not None:
+            await book.flush()
+            if continuing:
+                log.close()
+                await _rewrite_outcomes(book, run_id, out)
+            summary.by_status = await book.counts(run_id)
+        else:
+            summary.by_status = dict(log.counts)
+        summary.total = sum(summary.by_status.values())
+        summary.finished_at = now_iso()
+        if book is not None:
+            await book.finish_run(run_id, finished_at=summary.finished_at,
+                                  summary=summary.to_json())
         write_summary(out, summary)
         return summary
 

@@ -11,8 +11,9 @@ invalid twin never blocks a later, sendable one.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from dispatcher.model import CHANNEL_TYPES, Outcome, Record, Status
 
@@ -136,3 +137,70 @@ class Eligibility:
                 record, Status.DUPLICATE_ADDRESS, f"{ct} address already targeted in this run"
             )
         return None
+
+
+class TreatmentAssigner(Protocol):
+    def assign(self, endpoint_id: str) -> str | None:
+        """The endpoint's TreatmentId, or None when it falls in the holdout."""
+
+
+class QuietWindow(Protocol):
+    def holds(self, definition: dict[str, Any], now: datetime) -> bool:
+        """Whether the endpoint is in its quiet time at ``now``."""
+
+
+CapCheck = Callable[[list[Record]], Awaitable[dict[str, Outcome]]]
+"""Per-endpoint frequency caps for a batch: endpoint id -> DAILY_CAP / TOTAL_CAP outcome."""
+
+
+class Admission:
+    """All the per-record decisions made before the hook, in Pinpoint's order.
+
+    Eligibility (INVALID, OPT_OUT, INACTIVE, UNSUPPORTED_CHANNEL, DUPLICATE_ADDRESS),
+    then the A/B holdout (HOLDOUT), quiet time (QUIET_TIME) and the per-endpoint caps
+    (DAILY_CAP, TOTAL_CAP). Every record leaves with an outcome or as admitted.
+    """
+
+    def __init__(
+        self,
+        eligibility: Eligibility,
+        *,
+        treatments: TreatmentAssigner | None = None,
+        quiet: QuietWindow | None = None,
+        caps: CapCheck | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.eligibility = eligibility
+        self.treatments = treatments
+        self.quiet = quiet
+        self.caps = caps
+        self.clock = clock
+
+    def replay(self, record: Record) -> None:
+        """Re-run eligibility for a record settled earlier, to rebuild duplicate state."""
+        self.eligibility.check(record)
+
+    async def __call__(self, records: list[Record]) -> tuple[list[Outcome], list[Record]]:
+        settled: list[Outcome] = []
+        admitted: list[Record] = []
+        treatments, quiet = self.treatments, self.quiet
+        now = self.clock() if quiet is not None else None
+        for record in records:
+            if treatments is not None and record.endpoint_id is not None:
+                record.treatment = treatments.assign(record.endpoint_id)
+            outcome = self.eligibility.check(record)
+            if outcome is None and record.treatment is None and record.endpoint_id is not None:
+                outcome = Outcome.of(record, Status.HOLDOUT, "in the campaign's holdout group")
+            if outcome is None and quiet is not None and now is not None:
+                if quiet.holds(record.definition or {}, now):
+                    outcome = Outcome.of(record, Status.QUIET_TIME, "in the endpoint's quiet time")
+            if outcome is None:
+                admitted.append(record)
+            else:
+                settled.append(outcome)
+        if self.caps is not None and admitted:
+            capped = await self.caps(admitted)
+            if capped:
+                settled.extend(capped.values())
+                admitted = [r for r in admitted if r.endpoint_id not in capped]
+        return settled, admitted

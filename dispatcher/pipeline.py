@@ -13,8 +13,8 @@ reader when a worker is ready for it. Every record ends in exactly one outcome.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -28,6 +28,7 @@ from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy, invoke_with_policy
 from dispatcher.hooks.result import filter_result
+from dispatcher.ledger import Claim, Ledger, LineSet, SendClaim
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters
@@ -60,14 +61,21 @@ class Route:
     composer: Composer
     sender: Sender
     limiter: Limiter
+    sender_name: str = "outbox"
+
+
+Admit = Callable[[list[Record]], Awaitable[tuple[list[Outcome], list[Record]]]]
 
 
 @dataclass(slots=True)
 class Stages:
     """Everything the stages share for one run."""
 
+    run_id: str
+    campaign_id: str
     source: SegmentSource
-    eligibility: Eligibility
+    admit: Admit
+    """Eligibility, dedup, treatments, quiet time and caps for a batch of records."""
     chunker: Chunker
     log: OutcomeLog
     counters: Counters
@@ -80,16 +88,30 @@ class Stages:
     send_concurrency: int
     send_attempts: int
     limiter: Limiter
-    assign_treatment: Callable[[Record], Outcome | None] = lambda record: None
+    ledger: Ledger | None = None
+    skip: Callable[[int], bool] | None = None
+    """Lines already settled (resume) or not selected (retry): read, not dispatched."""
+    expired: Callable[[], bool] = lambda: False
     ignored_hook_ids: int = 0
+    eligibility_only: Callable[[Record], object] = field(default=lambda record: None)
+    """Replays eligibility for a skipped record, so duplicate detection stays exact."""
 
-    def record(self, outcomes: Sequence[Outcome]) -> None:
+    async def record(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        release: Iterable[str] = (),
+        sent: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        """Log terminal outcomes and make them durable in the ledger."""
         self.log.write(outcomes)
         for o in outcomes:
             if o.status is Status.SUCCESS:
                 self.counters.sent += 1
             elif o.status not in _QUIET:
                 self.counters.failed += 1
+        if self.ledger is not None:
+            await self.ledger.record(self.run_id, outcomes, release=release, sent=sent)
 
 
 _QUIET = frozenset(
@@ -135,18 +157,20 @@ async def read_stage(
 
     async with tx:
         async for batch in s.source.batches():
-            settled: list[Outcome] = []
+            s.counters.read += len(batch)
+            if s.skip is not None:
+                skip = s.skip
+                for record in batch:
+                    if skip(record.line):
+                        s.eligibility_only(record)
+                batch = [r for r in batch if not skip(r.line)]
+            settled, admitted = await s.admit(batch)
             ready: list[Chunk] = []
-            for record in batch:
-                outcome = s.eligibility.check(record) or s.assign_treatment(record)
-                if outcome is not None:
-                    settled.append(outcome)
-                    continue
+            for record in admitted:
                 closed = s.chunker.add(record)
                 if closed is not None:
                     ready.append(closed)
-            s.counters.read += len(batch)
-            s.record(settled)
+            await s.record(settled)
             for chunk in ready:
                 await emit(chunk)
         for chunk in s.chunker.flush():
@@ -166,18 +190,29 @@ async def hook_worker(
     async with chunk_rx, batch_tx:
         async for chunk in chunk_rx:
             records = chunk.records
+            if s.expired():
+                await s.record([Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()])
+                continue
+            if s.delivery_mode and s.ledger is not None:
+                # Legacy DELIVERY: invoking the function *is* the send, so claim first.
+                records = await _claim_chunk(s, chunk)
+                if not records:
+                    continue
             try:
                 result = await invoke_with_policy(
                     transport, s.events.build(chunk), s.policy, on_attempt=count_attempt
                 )
                 if s.delivery_mode:
-                    # Legacy DELIVERY: the function delivered; its return value is unused.
-                    s.record([Outcome.of(r, Status.SUCCESS) for r in records.values()])
+                    # The function delivered; its return value is unused.
+                    await s.record([Outcome.of(r, Status.SUCCESS) for r in records.values()],
+                                   sent=[(eid, s.campaign_id) for eid in records])
                     continue
                 accepted, ignored = filter_result(result, records)
             except HookError as exc:
                 reason = f"hook {transport.name}: {exc.reason}"
-                s.record([Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()])
+                await s.record(
+                    [Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()]
+                )
                 continue
             s.ignored_hook_ids += ignored
             s.counters.hooked += len(accepted)
@@ -196,7 +231,7 @@ async def hook_worker(
                     settled.append(Outcome.of(record, Status.OPT_OUT, "opted out by the hook"))
                     continue
                 items.append((record, definition))
-            s.record(settled)
+            await s.record(settled)
             if items:
                 await batch_tx.send(SendBatch(chunk.treatment, items))
 
@@ -205,6 +240,9 @@ async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> No
     """Render each endpoint's message and deliver it through its channel's sender."""
     async with batch_rx:
         async for batch in batch_rx:
+            if s.expired():
+                await s.record([Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r, _ in batch.items])
+                continue
             by_route: dict[tuple[str, str], list[Message]] = {}
             for record, definition in batch.items:
                 key = (batch.treatment, definition["ChannelType"])
@@ -236,27 +274,77 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
         size = route.sender.max_batch
         for start in range(0, len(pending), size):
             part = pending[start : start + size]
+            if attempt == 1 and s.ledger is not None:
+                part = await _claim(s, route.sender_name, part)
+                if not part:
+                    continue
             await s.limiter.acquire(len(part))
             await route.limiter.acquire(len(part))
             results = await _send(route.sender, part)
             final: list[Outcome] = []
+            release: list[str] = []
+            sent: list[tuple[str, str]] = []
             for m, r in zip(part, results, strict=True):
                 if r.status is Status.SUCCESS:
                     final.append(_outcome(m, Status.SUCCESS, None))
-                elif r.retryable and attempt < s.send_attempts:
+                    sent.append((m.endpoint_id, s.campaign_id))
+                    continue
+                if r.retryable and attempt < s.send_attempts:
                     retry.append(m)
                     if r.status is Status.THROTTLED:
                         s.limiter.throttled(r.retry_after)
                         route.limiter.throttled(r.retry_after)
                     if r.retry_after is not None:
                         hint = max(hint or 0.0, r.retry_after)
-                else:
-                    final.append(_outcome(m, r.status, r.reason or r.status.value))
-            s.record(final)
+                    continue
+                final.append(_outcome(m, r.status, r.reason or r.status.value))
+                if r.retryable or r.status is Status.PERMANENT_FAILURE:
+                    release.append(m.endpoint_id)  # provably not sent: retry may try again
+            await s.record(final, release=release, sent=sent)
         if not retry:
             return
         await anyio.sleep(_backoff(attempt, hint))
         pending = retry
+
+
+IN_DOUBT_REASON = (
+    "send in doubt: an earlier attempt of this run may have sent it; not re-sent"
+)
+EXPIRED_REASON = "not sent within the campaign's MaximumDuration"
+
+
+async def _claim(s: Stages, sender_name: str, part: list[Message]) -> list[Message]:
+    """Claim endpoints in the ledger before sending; settle those already claimed."""
+    assert s.ledger is not None
+    answers = await s.ledger.claim(
+        s.run_id, [SendClaim(m.endpoint_id, m.line, sender_name) for m in part]
+    )
+    granted: list[Message] = []
+    settled: list[Outcome] = []
+    for m, answer in zip(part, answers, strict=True):
+        if answer is Claim.GRANTED:
+            granted.append(m)
+        elif answer is Claim.SENT:
+            settled.append(_outcome(m, Status.SUCCESS, None))
+        elif answer is Claim.IN_DOUBT:
+            settled.append(_outcome(m, Status.TEMPORARY_FAILURE, IN_DOUBT_REASON))
+        else:
+            settled.append(_outcome(m, Status.INVALID,
+                                    "endpoint Id already used by another record of this segment"))
+    if settled:
+        await s.record(settled)
+    return granted
+
+
+async def _claim_chunk(s: Stages, chunk: Chunk) -> dict[str, Record]:
+    """DELIVERY mode: claim a chunk's endpoints; the chunk keeps only granted ones."""
+    as_messages = [
+        Message(eid, r.line, r.channel_type or "", "", None, None, treatment_id=chunk.treatment)
+        for eid, r in chunk.records.items()
+    ]
+    granted = {m.endpoint_id for m in await _claim(s, "hook", as_messages)}
+    chunk.records = {eid: r for eid, r in chunk.records.items() if eid in granted}
+    return chunk.records
 
 
 async def _send(sender: Sender, part: list[Message]) -> list[SendResult]:

@@ -24,10 +24,11 @@ a statement applies when its principal, action and every condition match; an app
 - ``Condition``: the String, Arn, Null and other IAM operators, with the ``IfExists``
   suffix and ``ForAnyValue:`` / ``ForAllValues:`` prefixes; keys are case-insensitive;
   ``*`` and ``?`` wildcards in the ``*Like`` and ``Arn*`` operators; ARNs are compared
-  component by component. A key the request does not have makes a positive operator
-  false and a negated one (``StringNotEquals``, ``ArnNotLike``...) true, as in IAM.
-  Operators on other value types (Numeric, Date, Bool, IpAddress, Binary) never match
-  a Pinpoint string key.
+  component by component (a pattern with fewer than six components, such as ``*``,
+  matches the rest of the ARN with its last one). A key the request does not have
+  makes a positive operator false and a negated one (``StringNotEquals``,
+  ``ArnNotLike``...) true, as in IAM. Operators on other value types (Numeric, Date,
+  Bool, IpAddress, Binary) never match a Pinpoint string key.
 - Source ARNs: older Pinpoint documents wrote ``arn:aws:mobiletargeting:R:A:/apps/...``
   with a leading slash. A request's source ARN is taken in both forms: a positive
   operator holds if it holds for either form, a negated one only if it holds for both.
@@ -108,9 +109,14 @@ def _wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
 
 
 def _arn_match(pattern: str, arn: str) -> bool:
-    """ArnLike/ArnEquals: six colon-separated components, each matched with wildcards."""
-    want, have = pattern.split(":", 5), arn.split(":", 5)
-    if len(want) != 6 or len(have) != 6:
+    """ArnLike/ArnEquals: the six colon-separated components, each matched with wildcards.
+
+    A pattern with fewer components (``*``, ``arn:aws:mobiletargeting:*``) matches the
+    rest of the ARN, colons included, with its last component.
+    """
+    want = pattern.split(":", 5)
+    have = arn.split(":", len(want) - 1)
+    if len(have) != len(want) or len(arn.split(":", 5)) != 6:
         return False
     return all(_wildcard(w).match(h) is not None for w, h in zip(want, have, strict=True))
 
@@ -139,7 +145,9 @@ class Condition:
             return op in _NEGATED
         negated = op in _NEGATED
         positive = op.replace("not", "", 1) if negated else op
-        matched = any(self._matches(positive, want, value) for want in self.values for value in have)
+        matched = any(
+            self._matches(positive, want, value) for want in self.values for value in have
+        )
         return not matched if negated else matched
 
     @staticmethod
@@ -185,7 +193,11 @@ class Statement:
     conditions: tuple[Condition, ...]
 
     def applies(self, context: Mapping[str, Sequence[str]]) -> bool:
-        return self._principal() and self._action() and all(c.holds(context) for c in self.conditions)
+        return (
+            self._principal()
+            and self._action()
+            and all(c.holds(context) for c in self.conditions)
+        )
 
     def _principal(self) -> bool:
         pinpoint = self.principal_any or any(
@@ -198,7 +210,10 @@ class Statement:
         return not matched if self.not_action else matched
 
 
-def _principal(stmt: Mapping[str, Any], where: str, file: str) -> tuple[bool, tuple[str, ...], bool]:
+def _principal(
+    stmt: Mapping[str, Any], where: str, file: str
+) -> tuple[bool, tuple[str, ...], bool]:
+    """(anyone, service names, negated) of a Principal or NotPrincipal element."""
     key = "NotPrincipal" if "NotPrincipal" in stmt else "Principal"
     if key not in stmt:
         raise ConfigError("a statement needs a Principal", file=file, key=where)
@@ -211,14 +226,14 @@ def _principal(stmt: Mapping[str, Any], where: str, file: str) -> tuple[bool, tu
     anyone = False
     services: tuple[str, ...] = ()
     for kind, names in value.items():
-        listed = (names,) if isinstance(names, str) else tuple(names) if isinstance(names, list) else None
-        if listed is None or not all(isinstance(n, str) for n in listed):
+        listed = [names] if isinstance(names, str) else names
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
             raise ConfigError("must be a string or a list of strings", file=file,
                               key=f"{where}.{key}.{kind}")
         if kind == "AWS" and "*" in listed:
             anyone = True
         elif kind == "Service":
-            services += listed
+            services += tuple(listed)
     return anyone, services, key == "NotPrincipal"
 
 

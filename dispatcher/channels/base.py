@@ -82,6 +82,7 @@ class SenderContext:
     """The process-wide ``dispatcher.aws.AwsClients``."""
     out_dir: Any
     """``pathlib.Path`` of the run's output directory."""
+    run_id: str = ""
     config_file: str = "<config>"
     """For ``ConfigError(file=..., key=...)`` messages about bad options."""
     concurrency: int = 16

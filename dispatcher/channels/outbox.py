@@ -7,6 +7,7 @@ file is the exact record of what was sent.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,21 @@ FILE_NAME = "outbox.jsonl"
 
 
 class OutboxSender:
-    """Appends one JSON line per message: EndpointId, ChannelType, Address, Title, Body."""
+    """Appends one JSON line per message: EndpointId, ChannelType, Address, Title, Body
+    (HtmlBody for email, TreatmentId for A/B treatments) and the RunId."""
 
     max_batch = 100
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, run_id: str = "") -> None:
         self.path = path
-        self._file = path.open("ab")
+        self.run_id = run_id
+        # Unbuffered: each batch is one write(2), which a killed process cannot tear.
+        self._file = path.open("ab", buffering=0)
+        if self._file.tell() > 0:
+            with path.open("rb") as f:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line torn by a crash: close it, never truncate
+                    self._file.write(b"\n")
 
     async def send(self, messages: Sequence[Message]) -> list[SendResult]:
         lines = []
@@ -42,22 +51,30 @@ class OutboxSender:
                 line["HtmlBody"] = m.html_body
             if m.treatment_id != "0":
                 line["TreatmentId"] = m.treatment_id
+            line["RunId"] = self.run_id
             lines.append(orjson.dumps(line))
-        self._file.write(b"\n".join(lines) + b"\n")
-        self._file.flush()
+        data = b"\n".join(lines) + b"\n"
+        written = self._file.write(data)
+        if written != len(data):  # only on a full disk or similar; never report a torn write
+            raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
         return [SendResult.ok() for _ in messages]
 
-    def sent_ids(self) -> set[str]:
-        """Endpoint ids already in the file (resume reconciles with it)."""
-        self._file.flush()
-        ids = set()
+    def sent_ids(self) -> dict[str, tuple[str, str]]:
+        """Endpoint id -> (ChannelType, TreatmentId) of every message this run wrote.
+
+        A resume reconciles sends left in doubt with this: the file is the record.
+        """
+        sent: dict[str, tuple[str, str]] = {}
         with self.path.open("rb") as f:
             for raw in f:
                 try:
-                    ids.add(orjson.loads(raw)["EndpointId"])
+                    line = orjson.loads(raw)
+                    if line.get("RunId") != self.run_id:
+                        continue
+                    sent[line["EndpointId"]] = (line["ChannelType"], line.get("TreatmentId", "0"))
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     continue  # a line torn by a crash was never reported as sent
-        return ids
+        return sent
 
     async def aclose(self) -> None:
         self._file.close()
@@ -70,4 +87,4 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> Outb
     for key in options:
         raise ConfigError("the outbox sender takes no options", file=ctx.config_file,
                           key=f"channels.{channel}.{key}")
-    return OutboxSender(Path(ctx.out_dir) / FILE_NAME)
+    return OutboxSender(Path(ctx.out_dir) / FILE_NAME, ctx.run_id)

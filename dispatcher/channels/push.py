@@ -112,9 +112,7 @@ def _json_body(value: Any) -> dict[str, str] | None:
 def _string_map(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
-    return {
-        str(k): v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()
-    }
+    return {str(k): v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in value.items()}
 
 
 class _Call:
@@ -246,7 +244,9 @@ def _delivery_result(result: Mapping[str, Any] | None) -> SendResult:
     message_id = result.get("MessageId")
     if delivery == "SUCCESSFUL":
         return SendResult(Status.SUCCESS, None, message_id)
-    reason = f"{delivery}: {result.get('StatusMessage') or ''} (StatusCode {result.get('StatusCode')})"
+    reason = (
+        f"{delivery}: {result.get('StatusMessage') or ''} (StatusCode {result.get('StatusCode')})"
+    )
     status = _RETRYABLE.get(delivery or "")
     if status is not None:
         return SendResult(status, reason, message_id, retryable=True)
@@ -260,9 +260,10 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> Push
     opts = Options(channel, options, ctx, {"application_id"})
     return PushSender(
         ctx,
-        application_id=opts.str("application_id"),
+        application_id=opts.string("application_id"),
         endpoint_url=opts.endpoint_url(),
-        region=opts.str("region"),
-        max_batch=opts.int("max_batch", MAX_ADDRESSES, low=1, high=MAX_ADDRESSES) or MAX_ADDRESSES,
+        region=opts.string("region"),
+        max_batch=opts.integer("max_batch", MAX_ADDRESSES, low=1, high=MAX_ADDRESSES)
+        or MAX_ADDRESSES,
         max_per_second=opts.max_per_second(),
     )

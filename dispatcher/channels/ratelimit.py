@@ -66,7 +66,8 @@ class RateLimiter:
     ``burst`` seconds of pacing credit (default 20 ms), ``decrease`` the factor applied to
     the effective rate on throttling, ``recovery`` the fraction per second by which it
     grows back, ``cooldown`` the least time between two decreases, ``min_rate`` the floor
-    of the effective rate, ``max_pause`` the longest ``retry_after`` honoured.
+    of the effective rate, ``max_pause`` the longest ``retry_after`` honoured, ``on_grant``
+    a callback ``(clock reading, n)`` run at each grant (metrics, tests).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class RateLimiter:
         cooldown: float = 1.0,
         min_rate: float | None = None,
         max_pause: float = 60.0,
+        on_grant: Callable[[float, int], object] | None = None,
     ) -> None:
         if not (isinstance(rate, int | float) and math.isfinite(rate) and rate >= 1):
             raise ValueError(f"'rate' must be a finite number >= 1, got {rate!r}")
@@ -104,6 +106,7 @@ class RateLimiter:
         self._cooldown = float(cooldown)
         self._min_rate = floor
         self._max_pause = float(max_pause)
+        self._on_grant = on_grant
         self._lock = anyio.Lock(fast_acquire=True)
         self._log: deque[list[float]] = deque()  # [time, count], oldest first
         self._in_window = 0
@@ -222,6 +225,8 @@ class RateLimiter:
             log.append([now, n])
         self._in_window += n
         self.granted += n
+        if self._on_grant is not None:
+            self._on_grant(now, n)
 
     def _recover(self, now: float) -> None:
         elapsed = now - self._rate_updated

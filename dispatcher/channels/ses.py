@@ -107,9 +107,7 @@ def failure_result(exc: BaseException) -> SendResult:
             return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}; {NOT_RETRIED}")
         return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}", retryable=True)
     if isinstance(exc, EndpointConnectionError):  # refused, reset, DNS, connect time-out
-        return SendResult(
-            Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}", retryable=True
-        )
+        return SendResult(Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}", retryable=True)
     if isinstance(exc, ParamValidationError):  # never left the process
         return SendResult(Status.PERMANENT_FAILURE, f"ParamValidationError: {exc}")
     if isinstance(exc, ResponseStreamingError):
@@ -209,7 +207,7 @@ class Options:
     def error(self, key: str, message: str) -> ConfigError:
         return ConfigError(message, file=self.file, key=f"channels.{self.channel}.{key}")
 
-    def str(self, key: str) -> str | None:
+    def string(self, key: str) -> str | None:
         value = self.options.get(key)
         if value is None:
             return None
@@ -217,24 +215,26 @@ class Options:
             raise self.error(key, f"must be a non-empty string, got {value!r}")
         return value
 
-    def str_list(self, key: str) -> list[str] | None:
+    def strings(self, key: str) -> list[str] | None:
         value = self.options.get(key)
         if value is None:
             return None
         items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items or not all(
-            isinstance(v, str) and v.strip() for v in items
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(v, str) and v.strip() for v in items)
         ):
             raise self.error(key, f"must be a string or a non-empty list of strings, got {value!r}")
         return list(items)
 
     def choice(self, key: str, choices: Collection[str]) -> str | None:
-        value = self.str(key)
+        value = self.string(key)
         if value is not None and value not in choices:
             raise self.error(key, f"must be one of {', '.join(sorted(choices))}, got {value!r}")
         return value
 
-    def int(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
+    def integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
         value = self.options.get(key, default)
         if value is None:
             return None
@@ -246,20 +246,22 @@ class Options:
         value = self.options.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value >= low
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value >= low)
         ):
             raise self.error(key, f"must be a number >= {low:g}, got {value!r}")
         return float(value)
 
-    def bool(self, key: str) -> bool | None:
+    def flag(self, key: str) -> bool | None:
         value = self.options.get(key)
         if value is not None and not isinstance(value, bool):
             raise self.error(key, f"must be true or false, got {value!r}")
         return value
 
     def endpoint_url(self) -> str | None:
-        value = self.str("endpoint_url")
+        value = self.string("endpoint_url")
         if value is not None and not value.startswith(("http://", "https://")):
             raise self.error("endpoint_url", f"must be an http:// or https:// URL, got {value!r}")
         return value
@@ -402,13 +404,13 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> SesS
     )  # fmt: skip
     return SesSender(
         ctx,
-        from_address=opts.str("from_address"),
-        reply_to=opts.str_list("reply_to"),
-        configuration_set=opts.str("configuration_set"),
-        feedback_forwarding_address=opts.str("feedback_forwarding_address"),
+        from_address=opts.string("from_address"),
+        reply_to=opts.strings("reply_to"),
+        configuration_set=opts.string("configuration_set"),
+        feedback_forwarding_address=opts.string("feedback_forwarding_address"),
         endpoint_url=opts.endpoint_url(),
-        region=opts.str("region"),
-        max_batch=opts.int("max_batch", 10, low=1, high=100) or 10,
-        max_concurrency=opts.int("max_concurrency", 64, low=1, high=10_000) or 64,
+        region=opts.string("region"),
+        max_batch=opts.integer("max_batch", 10, low=1, high=100) or 10,
+        max_concurrency=opts.integer("max_concurrency", 64, low=1, high=10_000) or 64,
         max_per_second=opts.max_per_second(),
     )

@@ -166,20 +166,20 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> SmsS
     max_price = _max_price(opts, options.get("max_price"))
     return SmsSender(
         ctx,
-        origination_identity=opts.str("origination_identity"),
+        origination_identity=opts.string("origination_identity"),
         message_type=opts.choice("message_type", MESSAGE_TYPES),
-        keyword=opts.str("keyword"),
-        configuration_set=opts.str("configuration_set"),
-        entity_id=opts.str("entity_id"),
-        template_id=opts.str("template_id"),
+        keyword=opts.string("keyword"),
+        configuration_set=opts.string("configuration_set"),
+        entity_id=opts.string("entity_id"),
+        template_id=opts.string("template_id"),
         max_price=max_price,
-        time_to_live=opts.int("time_to_live", None, low=5, high=259_200),
-        protect_configuration_id=opts.str("protect_configuration_id"),
-        dry_run=bool(opts.bool("dry_run")),
+        time_to_live=opts.integer("time_to_live", None, low=5, high=259_200),
+        protect_configuration_id=opts.string("protect_configuration_id"),
+        dry_run=bool(opts.flag("dry_run")),
         endpoint_url=opts.endpoint_url(),
-        region=opts.str("region"),
-        max_batch=opts.int("max_batch", 10, low=1, high=100) or 10,
-        max_concurrency=opts.int("max_concurrency", 64, low=1, high=10_000) or 64,
+        region=opts.string("region"),
+        max_batch=opts.integer("max_batch", 10, low=1, high=100) or 10,
+        max_concurrency=opts.integer("max_concurrency", 64, low=1, high=10_000) or 64,
         max_per_second=opts.max_per_second(),
     )
 
@@ -195,5 +195,5 @@ def _max_price(opts: Options, value: Any) -> str | None:
         text = f"{float(value):.5f}".rstrip("0")
         value = text + "0" if text.endswith(".") else text
     if not isinstance(value, str) or not _PRICE.fullmatch(value) or float(value) <= 0:
-        raise opts.error("max_price", f"must be a price in USD such as \"0.05\", got {value!r}")
+        raise opts.error("max_price", f'must be a price in USD such as "0.05", got {value!r}')
     return value

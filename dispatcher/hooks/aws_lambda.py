@@ -403,14 +403,17 @@ class _LeanClient:
 class LambdaTransport:
     """Invokes one Lambda function synchronously (``RequestResponse``), one attempt a call.
 
-    ``function`` is a name, partial or full ARN (with an optional ``:qualifier``) and is
-    validated here, so a cross-region ARN fails at construction. ``region`` is the
-    project region (the signing and endpoint region). ``parallelism`` sizes the
-    connection pool to the hook parallelism. ``aws`` is the process-wide ``AwsClients``
-    to resolve endpoint and credentials from (one is created, and closed by
-    ``aclose``, when omitted). ``client`` selects the invoke path (``"lean"`` or
-    ``"botocore"``); ``signer`` selects the lean path's SigV4 implementation
-    (``"fast"`` or ``"botocore"``, for measurement).
+    ``function`` is a name, partial or full ARN (with an optional ``:qualifier``), or a
+    ``LambdaFunctionRef`` from ``parse_function_name``; a string is validated here, so a
+    cross-region ARN fails at construction. ``region`` is the project region (the
+    signing and endpoint region; taken from the ref when omitted). ``concurrency`` sizes
+    the lean path's connection pool to the hook concurrency. ``clients`` is the
+    process-wide ``AwsClients`` that endpoint, credentials and the botocore client come
+    from (one is created, sized to ``concurrency`` and closed by ``aclose``, when
+    omitted). ``client`` selects the invoke path, ``"lean"`` or ``"botocore"``;
+    ``signer`` the lean path's SigV4 implementation (``"fast"``, or ``"botocore"`` for
+    measurement). ``connect_timeout`` / ``read_timeout`` are backstops: the invoke
+    policy's cancel scope is the real per-attempt deadline.
 
     Cancellation-safe: the invoke policy's cancel scope may interrupt a call at any
     point; an interrupted response's connection is closed, never returned to the pool.
@@ -420,18 +423,18 @@ class LambdaTransport:
         self,
         function: str | LambdaFunctionRef,
         *,
-        region: str,
-        parallelism: int = 64,
+        region: str | None = None,
+        concurrency: int = 64,
         endpoint_url: str | None = None,
-        client: ClientKind = "lean",
-        aws: AwsClients | None = None,
+        client: str = "lean",
+        clients: AwsClients | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float | None = 60.0,
         name: str | None = None,
-        signer: Literal["fast", "botocore"] = "fast",
+        signer: str = "fast",
     ) -> None:
-        if parallelism < 1:
-            raise ConfigError(f"'parallelism' must be >= 1, got {parallelism}")
+        if concurrency < 1:
+            raise ConfigError(f"'concurrency' must be >= 1, got {concurrency}")
         if client not in ("lean", "botocore"):
             raise ConfigError(f"'client' must be 'lean' or 'botocore', got {client!r}")
         if signer not in ("fast", "botocore"):
@@ -440,11 +443,13 @@ class LambdaTransport:
             parts = urlsplit(endpoint_url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"endpoint_url {endpoint_url!r} is not an http(s) URL")
-        self.ref = (
-            function
-            if isinstance(function, LambdaFunctionRef)
-            else parse_function_name(function, region)
-        )
+        if isinstance(function, LambdaFunctionRef):
+            self.ref = function
+            region = region or function.region
+        elif region is None:
+            raise ConfigError(f"Lambda function {function!r}: the project region is required")
+        else:
+            self.ref = parse_function_name(function, region)
         if self.ref.region != region:
             raise ConfigError(
                 f"Lambda function {self.ref.function_name!r} is in region {self.ref.region}, "
@@ -452,16 +457,16 @@ class LambdaTransport:
             )
         self.name = name or str(self.ref)
         self.region = region
-        self.parallelism = parallelism
+        self.concurrency = concurrency
         self.endpoint_url = endpoint_url
-        self.client_kind: ClientKind = client
+        self.client_kind: ClientKind = "lean" if client == "lean" else "botocore"
         self._signer_kind = signer
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
-        self._owns_aws = aws is None
-        self._aws = aws or AwsClients(
+        self._owns_aws = clients is None
+        self._aws = clients or AwsClients(
             region,
-            max_pool_connections=parallelism,
+            max_pool_connections=concurrency,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout if read_timeout is not None else 900.0,
         )
@@ -473,7 +478,7 @@ class LambdaTransport:
     def __repr__(self) -> str:
         return (
             f"LambdaTransport({self.name!r}, region={self.region!r}, "
-            f"client={self.client_kind!r}, parallelism={self.parallelism})"
+            f"client={self.client_kind!r}, concurrency={self.concurrency})"
         )
 
     @property
@@ -542,7 +547,7 @@ class LambdaTransport:
                 ca_bundle = get_cert_path(True)
             ssl_context = ssl.create_default_context(cafile=ca_bundle)
         connector = aiohttp.TCPConnector(
-            limit=self.parallelism,
+            limit=self.concurrency,
             limit_per_host=0,
             ssl=ssl_context,
             ttl_dns_cache=60,

@@ -51,7 +51,7 @@ class RequestSigner(Protocol):
     def sign(self, credentials: ReadOnlyCredentials, body: bytes) -> dict[str, str]: ...
 
 
-class _CachedKeySigV4Auth(SigV4Auth):
+class _CachedKeySigV4Auth(SigV4Auth):  # type: ignore[misc]
     """botocore's SigV4Auth with the derived signing key kept for the day.
 
     ``SigV4Auth.signature`` derives k_date -> k_region -> k_service -> k_signing (four

@@ -44,6 +44,8 @@ from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
 
 __all__ = [
+    "APPLICATION_HEADER",
+    "CAMPAIGN_HEADER",
     "DEFAULT_TOLERANCE",
     "SIGNATURE_HEADER",
     "SIGNATURE_VERSION",
@@ -58,6 +60,8 @@ __all__ = [
 
 TIMESTAMP_HEADER = "X-Dispatcher-Timestamp"
 SIGNATURE_HEADER = "X-Dispatcher-Signature"
+APPLICATION_HEADER = "X-Dispatcher-Application-Id"
+CAMPAIGN_HEADER = "X-Dispatcher-Campaign-Id"
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE = 300
 """Seconds a receiver accepts between the request's timestamp and its own clock."""
@@ -67,7 +71,16 @@ MAX_RESPONSE_BYTES = MAX_SYNC_PAYLOAD
 """The largest response body read (Lambda's own synchronous response limit, 6 MiB)."""
 
 _RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "host", TIMESTAMP_HEADER.lower(), SIGNATURE_HEADER.lower()}
+    name.lower()
+    for name in (
+        "Content-Type",
+        "Content-Length",
+        "Host",
+        TIMESTAMP_HEADER,
+        SIGNATURE_HEADER,
+        APPLICATION_HEADER,
+        CAMPAIGN_HEADER,
+    )
 )
 
 
@@ -249,9 +262,11 @@ class WebhookTransport:
     ``secret`` or ``secret_env`` (the name of an environment variable holding it,
     so no secret need sit in the config file) is required. ``timeout`` bounds one
     attempt (connect + request + response), ``connect_timeout`` the connection set-up.
-    ``headers`` are static extra request headers (e.g. an API gateway key); they may not
-    replace the content type or the signature headers. ``parallelism`` sizes the
-    connection pool.
+    ``application_id`` / ``campaign_id``, when given, are sent as
+    ``X-Dispatcher-Application-Id`` / ``X-Dispatcher-Campaign-Id`` so receivers can
+    route or reject a request before parsing its body. ``headers`` are static extra
+    request headers (e.g. an API gateway key); they may not replace the content type,
+    the signature or the context headers. ``concurrency`` sizes the connection pool.
     """
 
     def __init__(
@@ -261,16 +276,18 @@ class WebhookTransport:
         secret: str | None = None,
         secret_env: str | None = None,
         name: str | None = None,
-        parallelism: int = 64,
+        concurrency: int = 64,
         timeout: float = 15.0,
         connect_timeout: float = 5.0,
+        application_id: str | None = None,
+        campaign_id: str | None = None,
         headers: Mapping[str, str] | None = None,
         ca_bundle: str | None = None,
     ) -> None:
         self.url = validate_webhook_url(url)
         self.name = name or f"{self.url.host}{self.url.path}"
-        if parallelism < 1:
-            raise ConfigError(f"'parallelism' must be >= 1, got {parallelism}")
+        if concurrency < 1:
+            raise ConfigError(f"'concurrency' must be >= 1, got {concurrency}")
         if timeout <= 0 or connect_timeout <= 0:
             raise ConfigError("'timeout' and 'connect_timeout' must be > 0")
         self._secret = _resolve_secret(self.name, secret, secret_env)
@@ -283,7 +300,11 @@ class WebhookTransport:
             "User-Agent": _user_agent(),
             **extra,
         }
-        self.parallelism = parallelism
+        if application_id:
+            self._static_headers[APPLICATION_HEADER] = application_id
+        if campaign_id:
+            self._static_headers[CAMPAIGN_HEADER] = campaign_id
+        self.concurrency = concurrency
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._ca_bundle = ca_bundle
@@ -309,7 +330,7 @@ class WebhookTransport:
             if self._ca_bundle:
                 ssl_context = ssl.create_default_context(cafile=self._ca_bundle)
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.parallelism, ssl=ssl_context),
+                connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=ssl_context),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),
                 trust_env=True,

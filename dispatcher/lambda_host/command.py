@@ -86,7 +86,9 @@ def register(subparsers: Any) -> None:
     perm.set_defaults(func=_add_permission)
 
 
-def _overrides(values: list[str], flag: str, convert: type[Any], default: Any) -> tuple[Any, dict[str, Any]]:
+def _overrides(
+    values: list[str], flag: str, convert: type[Any], default: Any
+) -> tuple[Any, dict[str, Any]]:
     """Split ``--flag V`` (the default) from ``--flag NAME=V`` (one function)."""
     per_function: dict[str, Any] = {}
     for raw in values:

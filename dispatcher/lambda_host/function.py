@@ -71,6 +71,7 @@ class FunctionPool:
         self._workers: set[Worker] = set()
         self._unreaped: set[Worker] = set()
         self._stats = FunctionStats()
+        self._changed = anyio.Event()
         self.closing = False
 
     def __repr__(self) -> str:
@@ -102,6 +103,22 @@ class FunctionPool:
 
     def release(self) -> None:
         self._slots.release()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake ``wait_until_idle`` / ``wait_until_reaped`` to re-check their condition."""
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def wait_until_idle(self) -> None:
+        """Return when no invocation is in flight."""
+        while self._slots.value < self.spec.concurrency:
+            await self._changed.wait()
+
+    async def wait_until_reaped(self) -> None:
+        """Return when every worker process started so far has been reaped."""
+        while self._unreaped:
+            await self._changed.wait()
 
     # -- running one invocation (the caller holds a slot) ----------------------------------
 
@@ -177,6 +194,7 @@ class FunctionPool:
                 worker.current = None
                 await self._sites.close(worker)
                 self._unreaped.discard(worker)
+                self._notify()
 
     # -- called by the Runtime API ---------------------------------------------------------
 

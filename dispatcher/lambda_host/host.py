@@ -104,7 +104,9 @@ class LambdaHost:
         return f"http://{host}:{self.port}"
 
     def function_arn(self, name: str) -> str:
-        return f"arn:{_partition(self.region)}:lambda:{self.region}:{self.account_id}:function:{name}"
+        """The ARN of function ``name`` in this host's region and account."""
+        partition = _partition(self.region)
+        return f"arn:{partition}:lambda:{self.region}:{self.account_id}:function:{name}"
 
     def stats(self) -> dict[str, FunctionStats]:
         """Per-function counters (invocations, errors, throttles, timeouts, workers...)."""
@@ -175,14 +177,14 @@ class LambdaHost:
                 await self._site.stop()
             pools = list(self._pools.values())
             with anyio.move_on_after(self._shutdown_grace):
-                while any(p.stats().in_flight for p in pools):
-                    await anyio.sleep(0.02)
+                for pool in pools:
+                    await pool.wait_until_idle()
             for pool in pools:
                 pool.kill_all()
             # The watchers reap the killed workers: wait, so that none outlives the host.
             with anyio.move_on_after(10):
-                while any(p.unreaped for p in pools):
-                    await anyio.sleep(0.01)
+                for pool in pools:
+                    await pool.wait_until_reaped()
             left = [w for p in pools for w in p.unreaped]
             if left:  # pragma: no cover - SIGKILLed processes are reaped within ms
                 log.error("workers not reaped at shutdown: %s", left)

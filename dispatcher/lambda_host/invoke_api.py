@@ -43,7 +43,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import orjson
 from aiohttp import web
 from anyio.abc import TaskGroup
@@ -233,8 +232,9 @@ class InvokeApi:
         finally:
             pool.release()
         if inv.function_error is not None:
+            detail = inv.result[:500].decode(errors="replace")
             log.warning("asynchronous invocation %s of %s: %s error: %s", inv.request_id,
-                        pool.spec.name, inv.function_error, inv.result[:500].decode(errors="replace"))
+                        pool.spec.name, inv.function_error, detail)
 
 
 async def _read_payload(request: web.Request, limit: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Fixtures for the channel tests: AWS env, real aiobotocore clients, local servers, virtual time."""
+"""Channel test fixtures: AWS env, real aiobotocore clients, local servers, virtual time."""
 
 from __future__ import annotations
 
@@ -205,3 +205,9 @@ async def _all_other_tasks_blocked() -> None:
 @pytest.fixture
 def virtual_clock() -> VirtualClock:
     return VirtualClock()
+
+
+@pytest.fixture(scope="session")
+def virtual_clock_type() -> type[VirtualClock]:
+    """The class, for tests that need a fresh clock per example (hypothesis)."""
+    return VirtualClock

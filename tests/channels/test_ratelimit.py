@@ -117,19 +117,20 @@ async def test_bursts_after_idle_periods_respect_the_window(virtual_clock):
     assert max_in_window(grants) <= 100
 
 
+GAPS = st.sampled_from([0.0, 0.0, 0.001, 0.2, 0.99, 1.0, 2.5])
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rate=st.integers(min_value=1, max_value=20_000),
     plan=st.lists(
-        st.lists(st.tuples(st.sampled_from([0.0, 0.0, 0.001, 0.2, 0.99, 1.0, 2.5]), st.floats(0, 1)),
-                 min_size=1, max_size=15),
-        min_size=1, max_size=6,
+        st.lists(st.tuples(GAPS, st.floats(0, 1)), min_size=1, max_size=15),
+        min_size=1,
+        max_size=6,
     ),
-)  # fmt: skip
-def test_window_property_holds_for_any_request_pattern(rate, plan):
-    from tests.channels.conftest import VirtualClock
-
-    clock = VirtualClock(start=12.345)
+)
+def test_window_property_holds_for_any_request_pattern(virtual_clock_type, rate, plan):
+    clock = virtual_clock_type(start=12.345)
     limiter = RateLimiter(rate, clock=clock, sleep=clock.sleep)
     grants: list[Grant] = []
 

@@ -3,11 +3,16 @@ the local SES server for what moto cannot do (full request capture, faults)."""
 
 from __future__ import annotations
 
+import datetime
+import email.utils
+
+import aiohttp
 import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError
 
 from dispatcher.channels import ses
 from dispatcher.channels.base import Sender
-from dispatcher.errors import ConfigError
+from dispatcher.errors import ConfigError, SendError
 from dispatcher.model import Status
 
 pytestmark = pytest.mark.anyio
@@ -114,7 +119,9 @@ async def test_messages_without_a_sender_or_a_body_fail_without_a_call(
         ]
     )
     assert no_from.status is Status.PERMANENT_FAILURE and no_from.reason.startswith("NoFromAddress")
-    assert no_body.status is Status.PERMANENT_FAILURE and no_body.reason.startswith("InvalidMessage")
+    assert no_body.status is Status.PERMANENT_FAILURE and no_body.reason.startswith(
+        "InvalidMessage"
+    )
     assert ses_server.calls == []
 
 
@@ -236,3 +243,33 @@ def test_good_options_are_exposed(offline_ctx):
     sender = ses.create("EMAIL", {"max_per_second": 14, "max_batch": 5}, offline_ctx)
     assert (sender.max_per_second, sender.max_batch) == (14.0, 5)
     assert ses.create("EMAIL", {}, offline_ctx).max_per_second is None
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    future = email.utils.format_datetime(
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120), usegmt=True
+    )
+    assert ses.retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert 100 < ses.retry_after_seconds({"retry-after": future}) <= 120
+    assert ses.retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert ses.retry_after_seconds({"retry-after": "soon"}) is None
+    assert ses.retry_after_seconds({}) is None
+
+
+def test_truncated_answers_and_unknown_transport_errors_are_not_retried():
+    truncated = ConnectionClosedError(
+        endpoint_url="http://x", error=aiohttp.ClientPayloadError("cut"), request=None
+    )
+    result = ses.failure_result(truncated)
+    assert result.status is Status.TEMPORARY_FAILURE and not result.retryable
+    result = ses.failure_result(ConnectionResetError("reset"))
+    assert result.status is Status.TEMPORARY_FAILURE and not result.retryable
+    with pytest.raises(SendError):
+        ses.failure_result(_client_error("UnrecognizedClientException", 403))
+
+
+def _client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "SendEmail",
+    )

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from lambda_api_server import InvokeApi
 
 from dispatcher.aws import AwsClients
-
-REGION = "us-west-2"
-ACCESS_KEY = "AKIDTESTHOOKS0000001"
-SECRET_KEY = "test-secret-key-for-sigv4"
-SESSION_TOKEN = "test-session-token/with+special=chars"
+from tests.hooks.lambda_api_server import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    SESSION_TOKEN,
+    InvokeApi,
+)
 
 
 @pytest.fixture

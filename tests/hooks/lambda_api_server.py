@@ -28,6 +28,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
+REGION = "us-west-2"
+ACCESS_KEY = "AKIDTESTHOOKS0000001"
+SECRET_KEY = "test-secret-key-for-sigv4"
+SESSION_TOKEN = "test-session-token/with+special=chars"
+"""The dummy credentials the tests put in the environment and the server accepts."""
+
 AUTH_RE = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"
     r"(?P<service>[a-z0-9-]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "

@@ -10,13 +10,21 @@ from typing import Any
 import anyio
 import orjson
 import pytest
-from conftest import ACCESS_KEY, REGION, SESSION_TOKEN
-from lambda_api_server import AUTH_RE, Fault, InvokeApi, error_fault, function_error_fault
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
-from dispatcher.hooks.aws_lambda import LambdaTransport, _FrozenCredentials
+from dispatcher.hooks.aws_lambda import LambdaTransport, _FrozenCredentials, parse_function_name
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
+from tests.hooks.lambda_api_server import (
+    ACCESS_KEY,
+    AUTH_RE,
+    REGION,
+    SESSION_TOKEN,
+    Fault,
+    InvokeApi,
+    error_fault,
+    function_error_fault,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +55,7 @@ async def make_transport(lambda_api: InvokeApi, aws: AwsClients) -> AsyncIterato
 
     def make(function: str = "echo", **kw: Any) -> LambdaTransport:
         kw.setdefault("endpoint_url", lambda_api.url)
-        kw.setdefault("aws", aws)
+        kw.setdefault("clients", aws)
         kw.setdefault("region", REGION)
         transport = LambdaTransport(function, **kw)
         made.append(transport)
@@ -115,6 +123,25 @@ async def test_both_paths_send_the_same_request_line(
     lean, stock = lambda_api.requests
     assert lean.raw_path == stock.raw_path
     assert "%3A" in lean.raw_path and "Qualifier=%24LATEST" in lean.raw_path
+
+
+async def test_built_from_a_parsed_ref_like_the_factory_does(
+    lambda_api: InvokeApi, aws: AwsClients
+) -> None:
+    ref = parse_function_name("echo:live", REGION)
+    transport = LambdaTransport(
+        ref, clients=aws, endpoint_url=lambda_api.url, concurrency=4, client="lean"
+    )
+    try:
+        assert transport.region == REGION and transport.name == "echo:live"
+        assert await transport.invoke(EVENT) == ENDPOINTS
+    finally:
+        await transport.aclose()
+    assert lambda_api.requests[0].qualifier == "live"
+    with pytest.raises(ConfigError, match="region"):
+        LambdaTransport("echo")
+    with pytest.raises(ConfigError, match="eu-west-1"):
+        LambdaTransport(ref, region="eu-west-1")
 
 
 async def test_cross_region_arn_fails_at_construction(lambda_api: InvokeApi) -> None:
@@ -289,7 +316,7 @@ async def test_connection_refused_is_retryable(aws: AwsClients, client: str) -> 
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     transport = LambdaTransport(
-        "echo", region=REGION, endpoint_url=f"http://127.0.0.1:{port}", aws=aws, client=client
+        "echo", region=REGION, endpoint_url=f"http://127.0.0.1:{port}", clients=aws, client=client
     )
     try:
         with pytest.raises(HookAttemptError) as info:
@@ -322,7 +349,7 @@ async def test_cancelled_attempts_do_not_leak_connections(
     # the botocore path's pool is its AwsClients' (max_pool_connections)
     small_pool = AwsClients(REGION, max_pool_connections=2)
     try:
-        transport = make_transport(client=client, parallelism=2, aws=small_pool)
+        transport = make_transport(client=client, concurrency=2, clients=small_pool)
         await transport.open()
         for round_ in range(1, 4):  # more cancelled attempts than the pool has connections
             async with anyio.create_task_group() as tg:
@@ -398,7 +425,7 @@ async def test_refreshed_credentials_are_used(
 
     aws.session.get_component("credential_provider").insert_before("env", Provider())
     monkeypatch.setattr(_FrozenCredentials, "_RECHECK", 0.0)
-    transport = LambdaTransport("echo", region=REGION, endpoint_url=lambda_api.url, aws=aws)
+    transport = LambdaTransport("echo", region=REGION, endpoint_url=lambda_api.url, clients=aws)
     try:
         for _ in range(3):
             assert await transport.invoke(EVENT) == ENDPOINTS
@@ -426,7 +453,7 @@ async def test_missing_credentials_is_a_config_error(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"parallelism": 0},
+        {"concurrency": 0},
         {"client": "boto3"},
         {"endpoint_url": "ftp://127.0.0.1"},
         {"endpoint_url": "localhost:9000"},

@@ -9,9 +9,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given
 from hypothesis import strategies as st
-from lambda_api_server import AUTH_RE
 
 from dispatcher.hooks.signing import BotocoreSigner, InvokeSigner, _CachedKeySigV4Auth, host_header
+from tests.hooks.lambda_api_server import AUTH_RE
 
 STATIC = {"X-Amz-Invocation-Type": "RequestResponse"}
 UNSIGNED = {"User-Agent": "test-agent/1.0", "Accept-Encoding": "identity"}

@@ -11,11 +11,12 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from webhook_server import Reply, WebhookReceiver
 
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.webhook import (
+    APPLICATION_HEADER,
+    CAMPAIGN_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookTransport,
@@ -25,6 +26,7 @@ from dispatcher.hooks.webhook import (
     validate_webhook_url,
     verify_signature,
 )
+from tests.hooks.webhook_server import Reply, WebhookReceiver
 
 SECRET = "whsec-0123456789abcdef0123456789abcdef"
 ENDPOINTS = {f"ep{i}": {"ChannelType": "EMAIL", "Address": f"u{i}@example.com"} for i in range(5)}
@@ -93,6 +95,17 @@ async def test_wrong_secret_is_rejected_and_not_retried(
     assert info.value.retryable is False
     assert "401" in info.value.reason
     assert receiver.requests[0].signature_ok is False
+
+
+@pytest.mark.anyio
+async def test_context_headers(make: Make, receiver: WebhookReceiver) -> None:
+    await make(application_id="app-1", campaign_id="camp-9").invoke(EVENT)
+    await make().invoke(EVENT)
+    with_ids, without = receiver.requests
+    assert with_ids.headers[APPLICATION_HEADER] == "app-1"
+    assert with_ids.headers[CAMPAIGN_HEADER] == "camp-9"
+    assert APPLICATION_HEADER not in without.headers
+    assert CAMPAIGN_HEADER not in without.headers
 
 
 @pytest.mark.anyio
@@ -264,7 +277,8 @@ def test_credentials_in_url_are_not_echoed(url: str) -> None:
         {"secret": ""},
         {"secret": SECRET, "headers": {"x-dispatcher-signature": "v1=forged"}},
         {"secret": SECRET, "headers": {"Content-Type": "text/plain"}},
-        {"secret": SECRET, "parallelism": 0},
+        {"secret": SECRET, "headers": {"X-Dispatcher-Campaign-Id": "spoofed"}},
+        {"secret": SECRET, "concurrency": 0},
         {"secret": SECRET, "timeout": 0},
     ],
 )

@@ -1,0 +1,266 @@
+"""The embedded ledger: one SQLite file (WAL mode), by default ``DIR/ledger.sqlite``.
+
+Calls run on the event loop thread: each is a short local transaction (a claim batch
+commits in well under a millisecond), cheaper than a thread hop. ``synchronous=NORMAL``
+in WAL mode survives a killed process (what the crash tests do); a power loss may
+drop the last transactions, which a resume then redoes: claims keep that safe, since a
+claim is committed before its send and an in-doubt claim is never sent again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dispatcher.errors import LedgerError
+from dispatcher.ledger.base import Claim, LineSet, RunInfo, SendClaim
+from dispatcher.model import Outcome, Status
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, info TEXT NOT NULL, summary TEXT
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    run_id TEXT NOT NULL, line INTEGER NOT NULL, endpoint_id TEXT, status TEXT NOT NULL,
+    reason TEXT, channel TEXT, treatment TEXT, attempt INTEGER NOT NULL,
+    PRIMARY KEY (run_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS claims (
+    run_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, line INTEGER NOT NULL,
+    sender TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (run_id, endpoint_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sends (
+    endpoint_id TEXT NOT NULL, campaign_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sends_by_endpoint ON sends (endpoint_id, sent_at);
+"""
+
+CLAIMED, SENT = "CLAIMED", "SENT"
+
+
+class SqliteLedger:
+    """The Ledger interface over one SQLite database file."""
+
+    def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous}")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot open ledger {str(path)!r}: {exc}") from exc
+        self._outcomes: list[tuple[Any, ...]] = []
+        self._release: list[tuple[str, str]] = []
+        self._sent: list[tuple[str, str, str, float]] = []
+        self._attempt: dict[str, int] = {}
+
+    # -- runs --------------------------------------------------------------------------
+    async def start_run(self, run: RunInfo) -> None:
+        existing = await self.get_run(run.run_id)
+        if existing is not None:
+            run.attempt = existing.attempt + 1
+        self._attempt[run.run_id] = run.attempt
+        info = orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO runs (run_id, info) VALUES (?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET info = excluded.info",
+                (run.run_id, info),
+            )
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return RunInfo(**orjson.loads(row[0]))
+
+    async def finish_run(self, run_id: str, *, finished_at: str, summary: dict[str, Any]) -> None:
+        await self.flush()
+        run = await self.get_run(run_id)
+        if run is None:
+            raise LedgerError(f"run {run_id} is not in the ledger")
+        run.state, run.finished_at = "FINISHED", finished_at
+        run.extra["hook_invocations"] = summary.get("HookInvocations", 0)
+        info = orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
+        with self._tx():
+            self._db.execute("UPDATE runs SET info = ?, summary = ? WHERE run_id = ?",
+                             (info, orjson.dumps(summary), run_id))
+
+    # -- outcomes and claims -------------------------------------------------------------
+    async def lines_with_status(self, run_id: str, statuses: Iterable[str] | None = None) -> LineSet:
+        await self.flush()
+        lines = LineSet()
+        if statuses is None:
+            cur = self._db.execute("SELECT line FROM outcomes WHERE run_id = ?", (run_id,))
+        else:
+            wanted = list(statuses)
+            marks = ",".join("?" * len(wanted))
+            cur = self._db.execute(
+                f"SELECT line FROM outcomes WHERE run_id = ? AND status IN ({marks})",
+                (run_id, *wanted),
+            )
+        for (line,) in cur:
+            lines.add(line)
+        return lines
+
+    async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
+        if not claims:
+            return []
+        ids = [c.endpoint_id for c in claims]
+        with self._tx():
+            self._write_pending()
+            held: dict[str, tuple[int, str]] = {}
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for eid, line, state in self._db.execute(
+                    f"SELECT endpoint_id, line, state FROM claims "
+                    f"WHERE run_id = ? AND endpoint_id IN ({marks})",
+                    (run_id, *part),
+                ):
+                    held[eid] = (line, state)
+            answers: list[Claim] = []
+            fresh = []
+            for c in claims:
+                prior = held.get(c.endpoint_id)
+                if prior is None:
+                    answers.append(Claim.GRANTED)
+                    held[c.endpoint_id] = (c.line, CLAIMED)
+                    fresh.append((run_id, c.endpoint_id, c.line, c.sender, CLAIMED))
+                elif prior[0] != c.line:
+                    answers.append(Claim.OTHER_LINE)
+                else:
+                    answers.append(Claim.SENT if prior[1] == SENT else Claim.IN_DOUBT)
+            self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?, ?)", fresh)
+        return answers
+
+    async def record(
+        self,
+        run_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        release: Iterable[str] = (),
+        sent: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        attempt = self._attempt.get(run_id, 1)
+        self._outcomes.extend(
+            (run_id, o.line, o.endpoint_id, o.status.value, o.reason, o.channel_type,
+             o.treatment_id, attempt)
+            for o in outcomes
+        )  # fmt: skip
+        self._release.extend((run_id, eid) for eid in release)
+        now = time.time()
+        self._sent.extend((eid, campaign, run_id, now) for eid, campaign in sent)
+        if len(self._outcomes) >= 5000:
+            await self.flush()
+
+    def _write_pending(self) -> None:
+        if self._outcomes:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._outcomes
+            )
+            self._outcomes = []
+        if self._release:
+            self._db.executemany(
+                "DELETE FROM claims WHERE run_id = ? AND endpoint_id = ?", self._release
+            )
+            self._release = []
+        if self._sent:
+            self._db.executemany(
+                "UPDATE claims SET state = 'SENT' WHERE run_id = ? AND endpoint_id = ?",
+                [(run_id, eid) for eid, _, run_id, _ in self._sent],
+            )
+            self._db.executemany("INSERT INTO sends VALUES (?, ?, ?, ?)", self._sent)
+            self._sent = []
+
+    async def flush(self) -> None:
+        if self._outcomes or self._release or self._sent:
+            with self._tx():
+                self._write_pending()
+
+    # -- reads ---------------------------------------------------------------------------
+    async def history(
+        self, endpoint_ids: Sequence[str], *, campaign_id: str, since: float
+    ) -> dict[str, tuple[int, int]]:
+        await self.flush()
+        out: dict[str, tuple[int, int]] = {}
+        for start in range(0, len(endpoint_ids), 500):
+            part = list(endpoint_ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            for eid, daily, total in self._db.execute(
+                f"SELECT endpoint_id, SUM(sent_at >= ?), SUM(campaign_id = ?) FROM sends "
+                f"WHERE endpoint_id IN ({marks}) GROUP BY endpoint_id",
+                (since, campaign_id, *part),
+            ):
+                out[eid] = (int(daily or 0), int(total or 0))
+        return out
+
+    async def counts(self, run_id: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM outcomes WHERE run_id = ? GROUP BY status", (run_id,)
+        )
+        return {status: n for status, n in rows}
+
+    async def outcomes(self, run_id: str) -> AsyncIterator[list[Outcome]]:
+        await self.flush()
+        cur = self._db.execute(
+            "SELECT line, endpoint_id, status, reason, channel, treatment FROM outcomes "
+            "WHERE run_id = ? ORDER BY line",
+            (run_id,),
+        )
+        while rows := cur.fetchmany(2000):
+            yield [Outcome(line, eid, Status(st), reason, ch, tr)
+                   for line, eid, st, reason, ch, tr in rows]  # fmt: skip
+
+    async def in_doubt(self, run_id: str, sender: str) -> list[tuple[str, int]]:
+        await self.flush()
+        rows = self._db.execute(
+            "SELECT c.endpoint_id, c.line FROM claims c LEFT JOIN outcomes o "
+            "ON o.run_id = c.run_id AND o.line = c.line "
+            "WHERE c.run_id = ? AND c.sender = ? AND c.state = 'CLAIMED' "
+            "AND (o.status IS NULL OR o.status != 'SUCCESS')",
+            (run_id, sender),
+        )
+        return [(eid, line) for eid, line in rows]
+
+    async def aclose(self) -> None:
+        await self.flush()
+        self._db.close()
+
+    # -- helpers -------------------------------------------------------------------------
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error, errors mapped to LedgerError."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger unavailable: {exc}") from exc
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as err:
+                self._db.execute("ROLLBACK")
+                raise LedgerError(f"ledger write failed: {err}") from err
+        self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise LedgerError(f"ledger write failed: {exc}") from exc

@@ -1,0 +1,156 @@
+"""Crash safety: SIGKILL at random moments, then --resume; retry of failures; status."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import endpoint, read_jsonl, write_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HOOK = """
+import random, time
+
+def handler(event, context):
+    time.sleep(random.uniform(0.005, 0.03))
+    return event["Endpoints"]
+"""
+
+CONFIG = """
+[project]
+ApplicationId = "app"
+Region = "us-east-1"
+[campaign]
+Id = "durable"
+[campaign.Hook]
+LambdaFunctionName = "h"
+[campaign.MessageConfiguration.SMSMessage]
+Body = "Hi {{User.UserAttributes.FirstName}}"
+[campaign.MessageConfiguration.EmailMessage]
+Title = "Hello"
+Body = "Hi {{User.UserAttributes.FirstName}}"
+[segment]
+source = "seg.jsonl"
+[functions.h]
+python = "hook.py:handler"
+[dispatch]
+hook_concurrency = 4
+"""
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dispatcher", *args, "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def run_id_of(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    assert first.startswith("RunId "), first + (proc.stderr.read() if proc.stderr else "")
+    return first.split()[1]
+
+
+def check_invariants(out: Path, n_records: int) -> dict[str, int]:
+    outcomes = read_jsonl(out / "outcomes.jsonl")
+    lines = Counter(o["Line"] for o in outcomes)
+    assert sorted(lines) == list(range(1, n_records + 1)), "a record is missing"
+    assert max(lines.values()) == 1, "a record has two outcomes"
+    sent = [m["EndpointId"] for m in read_jsonl(out / "outbox.jsonl")]
+    dupes = [eid for eid, n in Counter(sent).items() if n > 1]
+    assert not dupes, f"sent twice: {dupes[:5]}"
+    success = {o["EndpointId"] for o in outcomes if o["Status"] == "SUCCESS"}
+    assert set(sent) == success
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["Total"] == n_records == sum(summary["ByStatus"].values())
+    return dict(Counter(o["Status"] for o in outcomes))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    n = 4000
+    records = [endpoint(i, "SMS" if i % 3 else "EMAIL") for i in range(1, n + 1)]
+    for i in rng.sample(range(n), 40):  # some ineligible records too
+        records[i] = {**records[i], "OptOut": "ALL"}
+    write_jsonl(tmp_path / "seg.jsonl", records)
+    (tmp_path / "hook.py").write_text(HOOK)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+
+    proc = start("run", str(cfg), "--out", str(out))
+    run_id = run_id_of(proc)
+    kills = 0
+    for _ in range(3):  # kill the run, then kill resumes, at random moments
+        time.sleep(rng.uniform(0.05, 0.9))
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = start("run", str(cfg), "--out", str(out), "--resume", run_id)
+        assert run_id_of(proc) == run_id
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert kills >= 1, "the run finished before it could be killed; slow the hook down"
+    counts = check_invariants(out, n)
+    assert counts == {"SUCCESS": n - 40, "OPT_OUT": 40}
+
+
+def test_status_and_retry_of_failures(tmp_path: Path) -> None:
+    n = 120
+    write_jsonl(tmp_path / "seg.jsonl", [endpoint(i) for i in range(1, n + 1)])
+    flag = tmp_path / "healthy"
+    (tmp_path / "hook.py").write_text(
+        "import pathlib\n"
+        "def handler(event, context):\n"
+        f"    if not pathlib.Path({str(flag)!r}).exists() and 'ep-1' in event['Endpoints']:\n"
+        "        raise RuntimeError('downstream API down')\n"
+        "    return event['Endpoints']\n"
+    )
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG)
+    out = tmp_path / "out"
+    first = subprocess.run([sys.executable, "-m", "dispatcher", "run", str(cfg), "--out", str(out),
+                            "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split()[1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ByStatus"] == {"HOOK_FAILURE": 50, "SUCCESS": 70}
+
+    status = subprocess.run([sys.executable, "-m", "dispatcher", "status", run_id, "--out",
+                             str(out), "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert report["Settled"] == n and report["ByStatus"]["HOOK_FAILURE"] == 50
+    assert report["State"] == "FINISHED"
+
+    flag.write_text("ok")
+    retry = subprocess.run([sys.executable, "-m", "dispatcher", "retry", run_id, "--out",
+                            str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=120)
+    assert retry.returncode == 0, retry.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ByStatus"] == {"SUCCESS": n}
+    assert summary["RunId"] == run_id
+    assert check_invariants(out, n) == {"SUCCESS": n}
+    # The hook ran again only for the failed chunk: 1 + 2 attempts... plus 1 retry call.
+    assert summary["HookInvocations"] == 3 + 2 + 1
+
+
+def test_status_of_unknown_run_is_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "dispatcher", "status", "nope", "--out",
+                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "no ledger" in result.stderr
