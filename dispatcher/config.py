@@ -79,13 +79,23 @@ class Campaign:
     additional_treatments: tuple[Mapping[str, Any], ...] = ()
     custom_delivery: Mapping[str, Any] | None = None
 
+    @property
+    def custom_types(self) -> frozenset[str]:
+        """ChannelTypes delivered through CustomDeliveryConfiguration.DeliveryUri."""
+        if not self.custom_delivery:
+            return frozenset()
+        return frozenset(self.custom_delivery.get("EndpointTypes") or ())
+
     def message_for(self, channel: str) -> Mapping[str, Any] | None:
         """The campaign's message object for a ChannelType, as Pinpoint picks it.
 
-        EMAIL uses EmailMessage, SMS uses SMSMessage (else DefaultMessage's body), a push
-        channel uses its platform message, else DefaultMessage.
+        Endpoint types of a CustomDeliveryConfiguration use CustomMessage; EMAIL uses
+        EmailMessage, SMS uses SMSMessage (else DefaultMessage's body), a push channel
+        uses its platform message, else DefaultMessage.
         """
         mc = self.message_configuration
+        if channel in self.custom_types:
+            return mc.get("CustomMessage") or {"Data": None}
         if channel == "EMAIL":
             return mc.get("EmailMessage")
         if channel == "SMS":
@@ -300,6 +310,14 @@ def _campaign(r: _Reader) -> Campaign:
     r.no_unknown(CAMPAIGN_KEYS)
     mc = _message_configuration(r.sub("MessageConfiguration"))
     treatments = r.get("AdditionalTreatments", list) or []
+    custom = r.sub("CustomDeliveryConfiguration")
+    if custom is not None:
+        custom.no_unknown({"DeliveryUri", "EndpointTypes"})
+        custom.require("DeliveryUri", str)
+        types = custom.get("EndpointTypes", list) or []
+        bad = [t for t in types if t not in CHANNEL_TYPES]
+        if bad or not types:
+            raise custom.error("EndpointTypes", f"must list ChannelTypes, got {types!r}")
     return Campaign(
         id=r.require("Id", str),
         name=r.get("Name", str),
@@ -373,7 +391,7 @@ def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
     return out
 
 
-SENDERS = ("outbox", "ses", "sms", "push", "custom")
+SENDERS = ("outbox", "ses", "sms", "push")
 
 
 def _channels(r: _Reader | None) -> dict[str, ChannelConfig]:
@@ -451,7 +469,7 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
         dispatch=_dispatch(root.sub("dispatch")),
         webhook=dict(webhook.table) if webhook else {},
     )
-    if not settings.campaign.message_configuration:
+    if not settings.campaign.message_configuration and not settings.campaign.custom_types:
         raise ConfigError("has no message for any channel", file=file, key="campaign.MessageConfiguration")
     return settings
 

@@ -67,18 +67,42 @@ def _composers(settings: Settings) -> dict[tuple[str, str], Composer]:
     return composers
 
 
+def _custom_sender(settings: Settings, ctx: SenderContext, scheduled_time: str) -> Sender:
+    """The campaign's CustomDeliveryConfiguration: a Lambda function or a webhook."""
+    from dispatcher.channels.custom import CustomSender
+    from dispatcher.config import CampaignHook
+
+    campaign = settings.campaign
+    uri = str((campaign.custom_delivery or {}).get("DeliveryUri"))
+    hook = CampaignHook(web_url=uri) if "://" in uri else CampaignHook(lambda_function_name=uri)
+    transport = create_transport(settings, hook, clients=ctx.clients)
+    data = (campaign.message_configuration.get("CustomMessage") or {}).get("Data")
+    return CustomSender(transport, data=data, application_id=settings.project.application_id,
+                        campaign_id=campaign.id, activity_id=ctx.run_id,
+                        scheduled_time=scheduled_time,
+                        timeout=settings.dispatch.hook_deadline)
+
+
 async def _senders(
     settings: Settings,
     ctx: SenderContext,
     overrides: Mapping[str, Sender],
     stack: AsyncExitStack,
+    scheduled_time: str,
 ) -> dict[str, tuple[str, Sender]]:
     """(sender name, sender) per ChannelType; same sender and options share one."""
     shared: dict[bytes, Sender] = {}
     out: dict[str, tuple[str, Sender]] = {}
+    custom: Sender | None = None
     for channel in sorted(settings.campaign.channels):
         if channel in overrides:
-            out[channel] = (f"custom:{channel}", overrides[channel])
+            out[channel] = (f"library:{channel}", overrides[channel])
+            continue
+        if channel in settings.campaign.custom_types:
+            if custom is None:
+                custom = _custom_sender(settings, ctx, scheduled_time)
+                stack.push_async_callback(custom.aclose)
+            out[channel] = ("custom", custom)
             continue
         cfg = settings.channels.get(channel)
         name, options = (cfg.sender, cfg.options) if cfg else ("outbox", {})
@@ -210,7 +234,7 @@ async def dispatch(
             config_file=settings.file,
             concurrency=d.send_concurrency,
         )
-        by_channel = await _senders(settings, ctx, senders or {}, stack)
+        by_channel = await _senders(settings, ctx, senders or {}, stack, started_at)
         run = RunInfo(run_id=run_id, config=str(Path(settings.file).resolve()),
                       segment=source.name, campaign_id=settings.campaign.id,
                       application_id=settings.project.application_id, started_at=started_at)

@@ -58,7 +58,8 @@ class HookAttemptError(HookError):
 
     ``retryable`` is False for errors that another attempt cannot fix (a 4xx from
     Lambda, an event over the payload limit); ``retry_after`` is the server's hint in
-    seconds, when it gave one.
+    seconds, when it gave one; ``throttled`` is True when the service refused the call
+    before running the function (HTTP 429), which proves it did nothing.
     """
 
     def __init__(
@@ -68,10 +69,12 @@ class HookAttemptError(HookError):
         retryable: bool = True,
         retry_after: float | None = None,
         function: str | None = None,
+        throttled: bool = False,
     ) -> None:
         super().__init__(reason, function=function)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class HookResultError(HookError):

@@ -260,6 +260,7 @@ class JsonLinesSink:
         await self.open()
         assert self._file is not None
         self._file.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
+        self._file.flush()  # a batch at a time: readers (tail -f) see whole batches
         self.written += len(records)
 
     async def aclose(self) -> None:
@@ -380,7 +381,11 @@ class _AwsSink:
         try:
             async for attempt in retrying:
                 with attempt:
-                    pending = await self._attempt(pending)
+                    try:
+                        pending = await self._attempt(pending)
+                    except _Retry as exc:
+                        pending = exc.items  # only what failed goes again
+                        raise
         except _Retry as exc:
             self.lost += len(exc.items)
             self.last_error = exc.reason
@@ -410,6 +415,9 @@ class _AwsSink:
             codes_seen = sorted({c for c in codes if c is not None})
             raise _Retry(failed, f"{len(failed)} record(s) failed: {', '.join(codes_seen)}")
         return []
+
+    async def aclose(self) -> None:
+        """Nothing to release: the clients belong to the run's ``AwsClients``."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.arn!r}, written={self.written}, lost={self.lost}, "

@@ -13,7 +13,6 @@ SENDER_MODULES = {
     "ses": "dispatcher.channels.ses",
     "sms": "dispatcher.channels.sms",
     "push": "dispatcher.channels.push",
-    "custom": "dispatcher.channels.custom",
 }
 
 

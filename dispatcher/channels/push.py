@@ -35,7 +35,14 @@ import anyio
 import orjson
 
 from dispatcher.channels.base import Message, SenderContext, SendResult
-from dispatcher.channels.ses import NOT_RETRIED, PROVIDER_ERRORS, Options, failure_result
+from dispatcher.channels.ses import (
+    NOT_RETRIED,
+    PROVIDER_ERRORS,
+    Options,
+    failure_result,
+    raise_first,
+)
+from dispatcher.errors import SendError
 from dispatcher.model import Status
 
 __all__ = ["MAX_ADDRESSES", "PLATFORM_MESSAGE", "PushSender", "create", "platform_message"]
@@ -189,9 +196,12 @@ class PushSender:
         if len(calls) == 1:
             await self._send_call(calls[0], messages, results)
         elif calls:
-            async with anyio.create_task_group() as tg:
-                for call in calls:
-                    tg.start_soon(self._send_call, call, messages, results)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for call in calls:
+                        tg.start_soon(self._send_call, call, messages, results)
+            except* SendError as group:
+                raise_first(group)
         return results  # type: ignore[return-value]
 
     async def aclose(self) -> None:

@@ -7,7 +7,8 @@ the work:
 * a **sliding-window log** of grants enforces the ceiling exactly. A grant of ``n`` at
   time ``g`` is made only if the grants recorded in ``(g - 1, g]`` plus ``n`` stay within
   ``rate``; two grants share some window ``[t, t + 1)`` exactly when they are less than a
-  second apart, so no window can ever exceed the ceiling. Grants within a millisecond of
+  second apart, so no window can ever exceed the ceiling. (The enforced window is 5 ms
+  longer than a second, see ``window_margin``.) Grants within a millisecond of
   each other are coalesced into one entry stamped with the *later* time (which only makes
   the check stricter), so the log stays small at 20,000/s.
 * **GCRA pacing** at the *effective* rate spreads grants over the second, so a fast
@@ -68,6 +69,11 @@ class RateLimiter:
     grows back, ``cooldown`` the least time between two decreases, ``min_rate`` the floor
     of the effective rate, ``max_pause`` the longest ``retry_after`` honoured, ``on_grant``
     a callback ``(clock reading, n)`` run at each grant (metrics, tests).
+
+    ``window_margin`` (default 5 ms) widens the enforced window to ``1 s + margin``: the
+    ceiling holds exactly for grant times, and the margin keeps it for the actual starts
+    too when a granted task is scheduled, or writes its request, a little late. It costs
+    ~0.5 % of the ceiling.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class RateLimiter:
         cooldown: float = 1.0,
         min_rate: float | None = None,
         max_pause: float = 60.0,
+        window_margin: float = 0.005,
         on_grant: Callable[[float, int], object] | None = None,
     ) -> None:
         if not (isinstance(rate, int | float) and math.isfinite(rate) and rate >= 1):
@@ -92,6 +99,10 @@ class RateLimiter:
             raise ValueError(f"'decrease' must be between 0 and 1 (exclusive), got {decrease!r}")
         if not recovery >= 0:
             raise ValueError(f"'recovery' must be >= 0, got {recovery!r}")
+        if not 0 <= window_margin < 0.5:
+            raise ValueError(
+                f"'window_margin' must be from 0 to 0.5 seconds, got {window_margin!r}"
+            )
         if not cooldown >= 0:
             raise ValueError(f"'cooldown' must be >= 0 seconds, got {cooldown!r}")
         floor = min(1.0, float(rate)) if min_rate is None else float(min_rate)
@@ -107,6 +118,7 @@ class RateLimiter:
         self._min_rate = floor
         self._max_pause = float(max_pause)
         self._on_grant = on_grant
+        self._span = 1.0 + window_margin
         self._lock = anyio.Lock(fast_acquire=True)
         self._log: deque[list[float]] = deque()  # [time, count], oldest first
         self._in_window = 0
@@ -194,7 +206,8 @@ class RateLimiter:
 
     def _wait_time(self, n: int, now: float) -> float:
         log = self._log
-        while log and log[0][0] + 1.0 <= now:
+        span = self._span
+        while log and log[0][0] + span <= now:
             self._in_window -= int(log.popleft()[1])
         wait = self._not_before - now
         if self._effective < self.rate:
@@ -210,7 +223,7 @@ class RateLimiter:
             for stamp, count in log:
                 freed += count
                 if freed >= excess:
-                    wait = max(wait, stamp + 1.0 - now)
+                    wait = max(wait, stamp + span - now)
                     break
         return wait
 

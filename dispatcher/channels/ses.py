@@ -21,7 +21,7 @@ import email.utils
 import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import anyio
@@ -47,6 +47,7 @@ __all__ = [
     "SesSender",
     "create",
     "failure_result",
+    "raise_first",
     "retry_after_seconds",
     "send_each",
 ]
@@ -180,11 +181,22 @@ async def send_each(
         finally:
             in_flight.release()
 
-    async with anyio.create_task_group() as tg:
-        for index, message in enumerate(messages):
-            await in_flight.acquire()
-            tg.start_soon(run, index, message)
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, message in enumerate(messages):
+                await in_flight.acquire()
+                tg.start_soon(run, index, message)
+    except* SendError as group:
+        raise_first(group)
     return results  # type: ignore[return-value]
+
+
+def raise_first(group: BaseExceptionGroup[SendError]) -> NoReturn:
+    """Re-raise a task group's ``SendError`` as itself: the sender is unusable, once."""
+    first = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    raise first
 
 
 class Options:

@@ -250,6 +250,7 @@ def _status_error(
         retryable=retryable,
         retry_after=retry_after if retryable else None,
         function=function,
+        throttled=status == 429,
     )
 
 

@@ -386,6 +386,7 @@ class WebhookTransport:
             retryable=retryable,
             retry_after=parse_retry_after(retry_after) if retryable else None,
             function=self.name,
+            throttled=status == 429,
         )
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:

@@ -125,17 +125,26 @@ class FunctionPool:
     async def run(self, inv: Invocation) -> None:
         """Run ``inv`` on a worker and wait for its outcome (always finishes ``inv``)."""
         self._stats.invocations += 1
-        if self.closing:
-            inv.fail("Runtime.Unavailable", "the Lambda host is shutting down")
-            return
-        if self._idle:
-            worker = self._idle.pop()
-            worker.current = inv
-            worker.inbox.send_nowait(inv)
+        # A warm worker can exit between two invocations (a runtime that exits after
+        # posting its result): the event goes to another worker, as Lambda would run
+        # it in a fresh environment.
+        for _ in range(3):
+            if self.closing:
+                inv.fail("Runtime.Unavailable", "the Lambda host is shutting down")
+                return
+            if self._idle:
+                worker = self._idle.pop()
+                worker.current = inv
+                worker.inbox.send_nowait(inv)
+            else:
+                worker = await self._start_worker(inv)
+            with anyio.move_on_after(self._init_timeout):
+                await inv.delivered.wait()
+            if not inv.bounced:
+                break
+            inv.rearm()
         else:
-            worker = await self._start_worker(inv)
-        with anyio.move_on_after(self._init_timeout):
-            await inv.delivered.wait()
+            inv.fail("Runtime.ExitError", "workers exited before taking the event")
         if not inv.delivered.is_set():
             self._timed_out(worker, inv, self._init_timeout)
         elif not inv.finished.is_set():
@@ -180,16 +189,19 @@ class FunctionPool:
             returncode = await worker.process.wait()
         finally:
             with anyio.CancelScope(shield=True):
+                was_alive = worker.alive
                 self._discard(worker)
                 inv = worker.current
-                if inv is not None and not inv.finished.is_set():
+                if inv is not None and not inv.delivered.is_set() and worker.invocations:
+                    inv.bounce()
+                elif inv is not None and not inv.finished.is_set():
                     self._stats.crashes += 1
                     if worker.init_error is not None:
                         inv.finish(worker.init_error, UNHANDLED)
                     else:
                         inv.fail("Runtime.ExitError",
                                  f"Runtime exited with error: {exit_reason(returncode)}")
-                elif worker.alive and not self.closing:
+                elif was_alive and not self.closing:
                     log.warning("%s exited (%s) while idle", worker, exit_reason(returncode))
                 worker.current = None
                 await self._sites.close(worker)
@@ -198,15 +210,24 @@ class FunctionPool:
 
     # -- called by the Runtime API ---------------------------------------------------------
 
-    def complete(self, worker: Worker, result: bytes, function_error: str | None) -> bool:
-        """The worker posted a response or error for its current invocation."""
+    def complete(
+        self, worker: Worker, result: bytes, function_error: str | None, *, reuse: bool = True
+    ) -> bool:
+        """The worker posted a response or error for its current invocation.
+
+        ``reuse=False`` retires the worker (its runtime client gives up after a
+        rejected response, as in Lambda, where the environment is then replaced).
+        """
         inv = worker.current
         if inv is None or not worker.alive:
             return False
         inv.finish(result, function_error)
         worker.current = None
         worker.invocations += 1
-        self._idle.append(worker)
+        if reuse:
+            self._idle.append(worker)
+        else:
+            self._discard(worker)
         return True
 
     def _discard(self, worker: Worker) -> None:

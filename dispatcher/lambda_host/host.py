@@ -86,8 +86,7 @@ class LambdaHost:
         self._config = WorkerConfig(
             region=region, python=python, node=node, node_ric=node_ric, output=worker_output
         )
-        if any(s.runtime == "node" for s in self.specs):
-            self._config.node_ric_bin()  # ConfigError now rather than at the first invoke
+        self._config.check({s.runtime for s in self.specs})
         self._pools: dict[str, FunctionPool] = {}
         self._stack: AsyncExitStack | None = None
         self._invoke_api: InvokeApi | None = None

@@ -42,12 +42,22 @@ class Invocation:
     deadline_ms: int = 0
     result: bytes = b""
     function_error: str | None = None
+    bounced: bool = False
 
     def deliver(self, timeout: float) -> None:
         """The worker took it: the function's clock starts now."""
         self.started = time.monotonic()
         self.deadline_ms = int(time.time() * 1000 + timeout * 1000)
         self.delivered.set()
+
+    def bounce(self) -> None:
+        """Its warm worker exited before taking it: wake the runner to pick another."""
+        self.bounced = True
+        self.delivered.set()
+
+    def rearm(self) -> None:
+        self.bounced = False
+        self.delivered = anyio.Event()
 
     def finish(self, result: bytes, function_error: str | None = None) -> bool:
         """Record the outcome once; False if it was already decided (e.g. timed out)."""

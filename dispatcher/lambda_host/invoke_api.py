@@ -27,6 +27,10 @@ no free concurrency slot           429   ``TooManyRequestsException``, Reason
 host shutting down                 503   ``ServiceException``
 =================================  ====  ===========================================
 
+``X-Amz-Log-Type: Tail`` is accepted but returns no ``X-Amz-Log-Result``: worker output
+goes to the host's stderr (or is discarded). Failed ``Event`` invocations are logged,
+not retried.
+
 Errors carry ``X-Amzn-ErrorType`` and a JSON body with ``Type`` and ``message`` (or
 ``Message``, following the botocore model) so that botocore raises ``ClientError``
 with the right ``Code``. Every response has an ``X-Amzn-RequestId``.

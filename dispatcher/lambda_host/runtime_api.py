@@ -123,6 +123,7 @@ class RuntimeApi:
                     f"({MAX_RESPONSE_PAYLOAD} bytes).",
                 ),
                 UNHANDLED,
+                reuse=False,
             )
             return _runtime_error(413, "RequestEntityTooLarge", "response payload too large")
         pool.complete(worker, body, None)

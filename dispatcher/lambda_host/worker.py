@@ -17,8 +17,10 @@ shutdown hook either.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -64,6 +66,19 @@ class WorkerConfig:
                 f"run `npm ci --prefix {NODE_PACKAGE_DIR}`"
             )
         return entry
+
+    def check(self, runtimes: set[str]) -> None:
+        """ConfigError now, rather than a failed first invocation, if a runtime is missing."""
+        if "node" in runtimes:
+            if shutil.which(self.node) is None:
+                raise ConfigError(f"Node.js handlers need {self.node!r} on the PATH")
+            self.node_ric_bin()
+        if "python" in runtimes and self.python == sys.executable:
+            if importlib.util.find_spec("awslambdaric") is None:
+                raise ConfigError(
+                    "Python handlers need awslambdaric: "
+                    "pip install 'segment-dispatcher[lambda-host]'"
+                )
 
 
 class Worker:

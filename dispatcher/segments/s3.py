@@ -234,7 +234,8 @@ class ByteReader(Protocol):
 
 
 class ObjectReader:
-    """The bytes ``[start, end)`` of one object, resumed after transient failures.
+    """The bytes ``[start, end)`` of one object (``end=None``: to its end), resumed
+    after transient failures with a ranged GET from the current offset.
 
     ``get_object`` is pinned to the listed ETag (``If-Match``), so a resumed or ranged
     read never mixes two versions of an object.
@@ -247,29 +248,36 @@ class ObjectReader:
         self._s3 = s3
         self._obj = obj
         self._pos = start
-        self._end = obj.size if end is None else end
+        self._end = end
         self._chunk_size = chunk_size
         self._body: Any = None
         self._failures = 0
+        self._done = False
         self.requests = 0
         """GET requests made (the first and every resume)."""
 
     async def read(self) -> bytes:
-        while self._pos < self._end:
+        while not self._done and (self._end is None or self._pos < self._end):
             if self._body is None:
                 self._body = await self._open()
+                if self._body is None:
+                    break
+            size = self._chunk_size if self._end is None else min(self._chunk_size, self._end - self._pos)
             try:
-                chunk: bytes = await self._body.read(min(self._chunk_size, self._end - self._pos))
+                chunk: bytes = await self._body.read(size)
             except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
                 await self._failed(exc)
                 continue
             if not chunk:
+                if self._end is None:
+                    break  # the end of the object: aiobotocore checked Content-Length
                 await self._failed(IncompleteReadError(
                     actual_bytes=self._pos, expected_bytes=self._end))  # fmt: skip
                 continue
             self._pos += len(chunk)
             self._failures = 0
             return chunk
+        self._done = True
         await self.aclose()
         return b""
 
@@ -278,12 +286,19 @@ class ObjectReader:
             kwargs: dict[str, Any] = {"Bucket": self._obj.bucket, "Key": self._obj.key}
             if self._obj.etag:
                 kwargs["IfMatch"] = self._obj.etag
-            if self._pos > 0 or self._end < self._obj.size:
+            if self._end is not None:
                 kwargs["Range"] = f"bytes={self._pos}-{self._end - 1}"
+            elif self._pos > 0:
+                kwargs["Range"] = f"bytes={self._pos}-"
             self.requests += 1
             try:
                 response = await self._s3.get_object(**kwargs)
-            except (ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
+            except ClientError as exc:
+                if self._end is None and self._pos > 0 and error_code(exc) == "InvalidRange":
+                    return None  # resumed exactly at the end of the object
+                await self._failed(exc)
+                continue
+            except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
                 await self._failed(exc)
                 continue
             return response["Body"]

@@ -311,3 +311,17 @@ async def test_requests_larger_than_the_ceiling_fail_fast() -> None:
     await limiter.acquire(0)
     assert limiter.granted == 0
     assert isinstance(limiter, Limiter)
+
+
+async def test_on_grant_sees_every_grant_at_its_clock_reading(virtual_clock):
+    seen: list[Grant] = []
+    limiter = RateLimiter(
+        50,
+        clock=virtual_clock,
+        sleep=virtual_clock.sleep,
+        on_grant=lambda t, n: seen.append((t, n)),
+    )
+    start, grants = await run_workers(virtual_clock, limiter, tasks=3, seconds=3, n=2)
+    assert sorted(seen) == sorted(grants)
+    assert max_in_window(seen) <= 50
+    assert count_between(seen, start, start + 3) >= 0.97 * 150

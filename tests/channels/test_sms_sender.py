@@ -185,6 +185,10 @@ async def test_missing_credentials_make_the_sender_unusable(
     with pytest.raises(SendError) as info:
         await sender.send([make_message("+14255550100", "SMS")])
     assert info.value.code == "NoCredentialsError"
+    batch = [make_message(f"+1425555010{i}", "SMS") for i in range(3)]
+    with pytest.raises(SendError) as info:  # itself, not an exception group
+        await sender.send(batch)
+    assert info.value.code == "NoCredentialsError"
     assert sms_server.calls == []
 
 

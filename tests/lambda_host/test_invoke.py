@@ -47,6 +47,7 @@ def _specs() -> list[FunctionSpec]:
         fn("py_hold", f"{PY}:hold", concurrency=1, timeout=60),
         fn("py_touch", f"{PY}:touch"),
         fn("py_missing", f"{PY}:no_such_function"),
+        fn("py_big", f"{PY}:big"),
     ]
     if node_ready():
         specs += [
@@ -353,6 +354,33 @@ async def test_invalid_json_payload_is_400(client: Any) -> None:
     with pytest.raises(ClientError) as err:
         await invoke(client, "py_echo", Payload=b"{not json")
     assert _error(err.value)[:2] == ("InvalidRequestContentException", 400)
+    with pytest.raises(ClientError) as err:
+        await invoke(client, "py_echo", {}, ClientContext="not base64 json!")
+    assert _error(err.value)[:2] == ("InvalidRequestContentException", 400)
+
+
+async def test_response_over_the_limit_is_a_function_error(client: Any) -> None:
+    response, body = await invoke(client, "py_big", {"size": 6 * 1024 * 1024 + 200})
+    assert response["FunctionError"] == "Unhandled"
+    assert json.loads(body)["errorType"] == "Function.ResponseSizeTooLarge"
+    response, body = await invoke(client, "py_big", {"size": 6 * 1024 * 1024 - 2})
+    assert "FunctionError" not in response
+    assert len(body) == 6 * 1024 * 1024  # the JSON string: the size plus two quotes
+
+
+async def test_init_timeout_kills_the_worker(tmp_path: Path) -> None:
+    spec = FunctionSpec.from_handler("slow", f"{HANDLERS / 'slow_import.py'}:handler")
+    async with LambdaHost([spec], init_timeout=0.5, worker_output=subprocess.DEVNULL) as small, \
+            lambda_client(small.endpoint_url) as c:
+        response, body = await invoke(c, "slow", {})
+        [pid] = small.pids()["slow"] or [None]  # killed, maybe not reaped yet
+        stats = small.stats()["slow"]
+    assert response["FunctionError"] == "Unhandled"
+    error = json.loads(body)
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert error["errorMessage"].endswith("Task timed out after 0.50 seconds")
+    assert stats.timeouts == 1 and stats.workers == 0
+    assert pid is None or not _alive(pid)
 
 
 async def test_throttled_beyond_the_concurrency_limit(
@@ -371,7 +399,14 @@ async def test_throttled_beyond_the_concurrency_limit(
         await wait_until(started.exists)
         with pytest.raises(ClientError) as err:
             await invoke(client, "py_hold", {"started": str(tmp_path / "x"), "release": ""})
+        # An Event invocation is queued instead, and runs once the slot is free.
+        later = tmp_path / "later"
+        event = {"started": str(later), "release": str(release)}
+        queued, _ = await invoke(client, "py_hold", event, InvocationType="Event")
+        assert queued["StatusCode"] == 202
+        assert not later.exists()
         release.touch()
+        await wait_until(later.exists)
     code, status, headers = _error(err.value)
     assert (code, status) == ("TooManyRequestsException", 429)
     assert err.value.response["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"

@@ -62,3 +62,7 @@ def hold(event, context):
 def touch(event, context):
     Path(event["path"]).write_text(context.aws_request_id)
     return None
+
+
+def big(event, context):
+    return "x" * event["size"]

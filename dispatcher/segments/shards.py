@@ -1,0 +1,340 @@
+"""Shard planning for the fleet: a segment in S3 split into jobs that workers read alone.
+
+``plan_shards`` reads the segment once (streaming, as ``S3Source`` does) and cuts it
+every ``target_records`` records, on record boundaries, never across objects:
+
+* a plain object is cut into byte ranges; a worker reads its shard with one ranged GET;
+* a gzip object has no random access: its shards are ranges of the *inflated* bytes, and
+  a worker inflates the object from its start, skips to the shard and stops at its end;
+* a CSV shard carries its object's header, so a worker needs no other part of the file.
+
+Every shard carries the ETag its object had when planned: a worker reads that version
+(``If-Match``) or fails, never another one. The concatenation of all shards' records
+is exactly ``S3Source(url).batches()``: the same lines, ids, definitions and errors.
+
+A ``Shard`` travels in an SQS message as ``to_json()``; see ``Shard.to_json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dispatcher.aws import AwsClients
+from dispatcher.errors import ConfigError, SegmentError
+from dispatcher.model import Record
+from dispatcher.segments import BATCH_SIZE, FORMATS
+from dispatcher.segments.jsonl import BOM
+from dispatcher.segments.s3 import (
+    CHUNK_SIZE,
+    Batcher,
+    ByteReader,
+    CsvRows,
+    ObjectReader,
+    S3Object,
+    Window,
+    build_records,
+    decoded,
+    list_objects,
+    object_format,
+    read_lines,
+    record_builder,
+)
+
+DEFAULT_TARGET_RECORDS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One worker's part of a segment: a record-aligned byte range of one object.
+
+    ``start``/``end`` are offsets in the object's bytes, or in its inflated bytes when
+    ``gzip`` is true. ``first_line`` is the global ``Line`` of the range's first line.
+    ``header`` is the raw header of a CSV object (``None`` for JSON lines).
+    """
+
+    index: int
+    bucket: str
+    key: str
+    etag: str
+    format: str
+    gzip: bool
+    start: int
+    end: int
+    first_line: int
+    records: int
+    header: bytes | None = None
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The shard as a small JSON object, e.g.::
+
+            {"Index": 3, "Bucket": "b", "Key": "exports/part-0001.csv", "ETag": "\\"9b2c...\\"",
+             "Format": "csv", "Gzip": false, "Bytes": [52110, 104370], "FirstLine": 1501,
+             "Records": 500, "Header": "Id,ChannelType,Address\\r\\n"}
+
+        ``Header`` is left out for JSON lines, and becomes ``HeaderBase64`` when the
+        header bytes are not valid UTF-8.
+        """
+        data: dict[str, Any] = {
+            "Index": self.index,
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "ETag": self.etag,
+            "Format": self.format,
+            "Gzip": self.gzip,
+            "Bytes": [self.start, self.end],
+            "FirstLine": self.first_line,
+            "Records": self.records,
+        }
+        if self.header is not None:
+            try:
+                data["Header"] = self.header.decode("utf-8")
+            except UnicodeDecodeError:
+                data["HeaderBase64"] = base64.b64encode(self.header).decode("ascii")
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | bytes | str) -> Shard:
+        """Read ``to_json()`` back (a mapping, or its JSON text); ``SegmentError`` if malformed."""
+        try:
+            if isinstance(data, (bytes, str)):
+                data = orjson.loads(data)
+            if not isinstance(data, Mapping):
+                raise TypeError("expected a JSON object")
+            start, end = data["Bytes"]
+            header: bytes | None = None
+            if "Header" in data:
+                header = _str(data, "Header").encode("utf-8")
+            elif "HeaderBase64" in data:
+                header = base64.b64decode(_str(data, "HeaderBase64"), validate=True)
+            shard = cls(
+                index=_int(data, "Index"), bucket=_str(data, "Bucket"), key=_str(data, "Key"),
+                etag=_str(data, "ETag"), format=_str(data, "Format"), gzip=bool(data["Gzip"]),
+                start=int(start), end=int(end), first_line=_int(data, "FirstLine"),
+                records=_int(data, "Records"), header=header,
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
+            raise SegmentError(f"malformed shard: {exc!r}") from exc
+        if shard.format not in FORMATS:
+            raise SegmentError(f"malformed shard: unknown Format {shard.format!r}")
+        if not 0 <= shard.start <= shard.end or shard.first_line < 1 or shard.records < 0:
+            raise SegmentError(f"malformed shard: bad Bytes/FirstLine/Records in {data!r}")
+        if (shard.format == "csv") != (shard.header is not None):
+            raise SegmentError("malformed shard: a CSV shard needs a Header, JSON lines none")
+        return shard
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str):
+        raise TypeError(f"{key} must be a string")
+    return value
+
+
+def _int(data: Mapping[str, Any], key: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{key} must be an integer")
+    return value
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+class _Cuts:
+    """Collects one object's shards as records are counted."""
+
+    def __init__(self, obj: S3Object, fmt: str, target: int, first_index: int) -> None:
+        self.obj = obj
+        self.fmt = fmt
+        self.target = target
+        self.next_index = first_index
+        self.gzip = False
+        self.header: bytes | None = None
+        self.shards: list[Shard] = []
+        self._start = 0
+        self._first_line = 0
+        self._count = 0
+
+    def begin(self, start: int, first_line: int) -> None:
+        self._start, self._first_line, self._count = start, first_line, 0
+
+    def record(self, end: int, next_first_line: int) -> None:
+        """A record ended at byte ``end``; cut there if the shard is full."""
+        self._count += 1
+        if self._count >= self.target:
+            self._emit(end)
+            self.begin(end, next_first_line)
+
+    def finish(self, end: int) -> None:
+        if self._count:
+            self._emit(end)
+
+    def _emit(self, end: int) -> None:
+        o = self.obj
+        self.shards.append(Shard(
+            self.next_index, o.bucket, o.key, o.etag, self.fmt, self.gzip,
+            self._start, end, self._first_line, self._count, self.header,
+        ))  # fmt: skip
+        self.next_index += 1
+
+
+async def _plan_jsonl(stream: ByteReader, cuts: _Cuts, base: int) -> int:
+    """Cut a JSON lines object; returns its line count. Records are non-blank lines."""
+    pos = 0
+    phys = 0
+    cuts.begin(0, base + 1)
+    async for lines in read_lines(stream, universal=False):
+        for raw in lines:
+            phys += 1
+            pos += len(raw)
+            if phys == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            if raw.strip():
+                cuts.record(pos, base + phys + 1)
+    cuts.finish(pos)
+    return phys
+
+
+async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
+    """Cut a CSV object after whole records; returns the lines it adds (header excluded)."""
+    rows = CsvRows(cuts.obj.url)
+    pos = 0
+    started = False
+
+    def on_events(events: list[tuple[int, list[str] | None, str | None]], ends: list[int],
+                  first_phys: int) -> None:  # fmt: skip
+        nonlocal started
+        if not started and rows.header is not None:
+            started = True
+            cuts.header = rows.header_raw
+            # The first data line is physical line header_lines + 1, i.e. Line header_lines.
+            cuts.begin(len(rows.header_raw), base + rows.header_lines)
+        for phys, row, _error in events:
+            if row is not None and not row:
+                continue  # blank line
+            # A record always ends on a line pushed in this very call.
+            cuts.record(ends[phys - first_phys], base + phys)
+
+    async for lines in read_lines(stream, universal=True):
+        first_phys = rows.fed + 1
+        ends = []
+        for raw in lines:
+            pos += len(raw)
+            ends.append(pos)
+        on_events(rows.feed(lines), ends, first_phys)
+    on_events(rows.end(), [pos], rows.fed)
+    if started:
+        cuts.finish(pos)
+    return max(rows.fed - 1, 0)
+
+
+async def plan_shards(
+    source_url: str, clients: AwsClients, *, target_records: int = DEFAULT_TARGET_RECORDS,
+    fmt: str | None = None, chunk_size: int = CHUNK_SIZE,
+) -> list[Shard]:  # fmt: skip
+    """Read the segment at ``source_url`` once and cut it into shards of about
+    ``target_records`` records each (fewer at the end of each object).
+
+    Objects without records (blank lines only, a CSV header only) get no shard.
+    """
+    if target_records < 1:
+        raise ConfigError(f"'target_records' must be > 0, got {target_records}")
+    objects = await list_objects(source_url, clients)
+    s3 = await clients.client("s3")
+    shards: list[Shard] = []
+    base = 0
+    for obj in objects:
+        obj_fmt = object_format(obj.key, fmt)
+        raw = ObjectReader(s3, obj, chunk_size=chunk_size)
+        stream, gzip = await decoded(raw, obj.url, chunk_size=chunk_size)
+        cuts = _Cuts(obj, obj_fmt, target_records, len(shards))
+        cuts.gzip = gzip
+        try:
+            if obj_fmt == "csv":
+                base += await _plan_csv(stream, cuts, base)
+            else:
+                base += await _plan_jsonl(stream, cuts, base)
+        finally:
+            await stream.aclose()
+        shards.extend(cuts.shards)
+    return shards
+
+
+# -- reading one shard ------------------------------------------------------------------------
+
+
+class ShardSource:
+    """Exactly one shard's records; implements ``SegmentSource``.
+
+    A plain object is read with one ranged GET (``Range: bytes=start-(end-1)``); a gzip
+    one is inflated from its start up to the shard's end. The record count is checked
+    against the plan: a mismatch means the plan and the reader disagree, and is a
+    ``SegmentError`` rather than a silently different run.
+    """
+
+    def __init__(
+        self, shard: Shard, clients: AwsClients, *, batch_size: int = BATCH_SIZE,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:  # fmt: skip
+        if batch_size < 1:
+            raise ConfigError(f"'batch_size' must be > 0, got {batch_size}")
+        self.shard = shard
+        self.clients = clients
+        self.name = f"{shard.url}#shard-{shard.index}"
+        self.batch_size = batch_size
+        self.chunk_size = chunk_size
+
+    def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
+        return self._batches(start_line)
+
+    async def _open(self) -> ByteReader:
+        sh = self.shard
+        s3 = await self.clients.client("s3")
+        obj = S3Object(sh.bucket, sh.key, -1, sh.etag)  # the size is not needed
+        if not sh.gzip:
+            return ObjectReader(s3, obj, start=sh.start, end=sh.end, chunk_size=self.chunk_size)
+        raw = ObjectReader(s3, obj, chunk_size=self.chunk_size)
+        stream, gzip = await decoded(raw, sh.url, chunk_size=self.chunk_size)
+        if not gzip:
+            await stream.aclose()
+            raise SegmentError(f"{self.name}: the object is no longer gzip-compressed")
+        return Window(stream, sh.start, sh.end)
+
+    async def _batches(self, start_line: int) -> AsyncIterator[list[Record]]:
+        sh = self.shard
+        if sh.end <= sh.start:
+            return
+        builder = record_builder(
+            sh.format, sh.url, sh.first_line, at_object_start=sh.start == 0,
+            header=sh.header, start_line=start_line,
+        )  # fmt: skip
+        batcher = Batcher(self.batch_size)
+        stream = await self._open()
+        try:
+            async for records in build_records(
+                stream, builder, universal=sh.format == "csv", batch_size=self.batch_size
+            ):
+                for batch in batcher.add(records):
+                    yield batch
+        finally:
+            await stream.aclose()
+        if builder.records != sh.records:
+            raise SegmentError(
+                f"{self.name}: read {builder.records} records, the plan says {sh.records}"
+            )
+        rest = batcher.rest()
+        if rest:
+            yield rest
+
+
+__all__ = ["DEFAULT_TARGET_RECORDS", "Shard", "ShardSource", "plan_shards"]
