@@ -46,6 +46,7 @@ Limits: Daily and Total caps
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -90,10 +91,19 @@ TREATMENT_KEYS = frozenset(
 # --------------------------------------------------------------------------------------
 
 
+def _campaign_prefix(campaign_id: str) -> bytes:
+    return campaign_id.encode("utf-8", "surrogatepass") + b"\x00"
+
+
 def bucket(campaign_id: str, endpoint_id: str) -> int:
-    """The endpoint's stable bucket 0..BUCKETS-1 for this campaign."""
+    """The endpoint's stable bucket 0..BUCKETS-1 for this campaign.
+
+    ``int(BLAKE2b-64(utf8(campaign_id) + b"\\x00" + utf8(endpoint_id)), big-endian) % 10000``:
+    reproducible anywhere (e.g. to find an endpoint's treatment in SQL or another language).
+    """
     digest = hashlib.blake2b(
-        f"{campaign_id}\x00{endpoint_id}".encode("utf-8", "surrogatepass"), digest_size=8
+        _campaign_prefix(campaign_id) + endpoint_id.encode("utf-8", "surrogatepass"),
+        digest_size=8,
     ).digest()
     return int.from_bytes(digest, "big") % BUCKETS
 
@@ -113,7 +123,8 @@ class Treatment:
 class Treatments:
     """Assigns endpoints to the holdout or a treatment; holds each treatment's messages."""
 
-    __slots__ = ("_bounds", "_campaign", "campaign_id", "holdout_percent", "treatments")
+    __slots__ = ("_campaign", "_hasher", "_targets", "_uppers", "campaign_id",
+                 "holdout_percent", "treatments")  # fmt: skip
 
     def __init__(
         self, campaign: Campaign, holdout_percent: int, treatments: list[Treatment]
@@ -131,7 +142,10 @@ class Treatments:
             edge += t.size_percent * BUCKETS // 100
             bounds.append((edge, t.id))
         bounds.append((BUCKETS, "0"))
-        self._bounds = tuple(bounds)
+        self._uppers = [upper for upper, _ in bounds]
+        self._targets = [target for _, target in bounds]
+        # ``bucket()``'s hash with the campaign part absorbed once; copied per endpoint.
+        self._hasher = hashlib.blake2b(_campaign_prefix(campaign.id), digest_size=8)
 
     @classmethod
     def from_campaign(
@@ -179,11 +193,11 @@ class Treatments:
 
     def assign(self, endpoint_id: str) -> str | None:
         """The endpoint's TreatmentId, or None if it is in the holdout."""
-        b = bucket(self.campaign_id, endpoint_id)
-        for upper, treatment in self._bounds:
-            if b < upper:
-                return treatment
-        raise AssertionError("unreachable: the last bound is BUCKETS")  # pragma: no cover
+        h = self._hasher.copy()
+        h.update(endpoint_id.encode("utf-8", "surrogatepass"))
+        b = int.from_bytes(h.digest(), "big") % BUCKETS
+        # The first segment whose (exclusive) upper bound is above the bucket.
+        return self._targets[bisect_right(self._uppers, b)]
 
     def assign_record(self, record: Record) -> Outcome | None:
         """Pipeline form of ``assign``: set ``record.treatment``; HOLDOUT is an outcome."""
@@ -257,7 +271,8 @@ def _treatment(campaign: Campaign, item: Any, i: int, error: Any) -> Treatment:
                 raise error(f"{where}.MessageConfiguration.{key}", "unknown message key")
             if not isinstance(message, Mapping):
                 raise error(f"{where}.MessageConfiguration.{key}", "expected a table")
-        mine = replace(campaign, message_configuration=mc).channels
+        custom = item.get("CustomDeliveryConfiguration") or campaign.custom_delivery
+        mine = replace(campaign, message_configuration=mc, custom_delivery=custom).channels
         missing = sorted(campaign.channels - mine)
         if missing:
             raise error(

@@ -8,10 +8,11 @@ endpoint is sent twice across them.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,32 @@ from dispatcher.hooks.python import Handler
 from dispatcher.ledger import LEDGER_FILE, Ledger, RunInfo, SqliteLedger
 from dispatcher.model import OVERRIDE_CHANNELS, Outcome, Status, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
-from dispatcher.pipeline import Limiter, Route, Stages, run_stages
+from dispatcher.channels.ratelimit import Limiter, RateLimiter
+from dispatcher.pipeline import NoLimit, Route, Stages, run_stages
 from dispatcher.progress import Counters, show_progress
 from dispatcher.render import Composer
 from dispatcher.segments import open_source
 
 RUN_FILE = "run.json"
+
+
+@contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Collect garbage less often while a run streams millions of small dicts.
+
+    Endpoint definitions hold no reference cycles, yet every few hundred of them
+    trigger a young-generation collection that rescans everything still in flight; with
+    the defaults the collector took ~20% of a run's CPU. Freezing what exists at start
+    and raising the gen-0 threshold cuts that to ~1%; both are restored afterwards.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 20_000), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def new_run_id() -> str:
@@ -113,6 +134,38 @@ async def _senders(
             shared[key] = sender
         out[channel] = (name, shared[key])
     return out
+
+
+def _routes(
+    settings: Settings,
+    composers: Mapping[tuple[str, str], Composer],
+    by_channel: Mapping[str, tuple[str, Sender]],
+) -> dict[tuple[str, str], Route]:
+    """A route per (treatment, channel), with its sender's rate limiter.
+
+    ``MessagesPerSecond`` is one ceiling for the whole run; a sender's own
+    ``max_per_second`` (a provider quota) chains under it.
+    """
+    mps = settings.messages_per_second
+    run_limiter = RateLimiter(mps) if mps else None
+    limiters: dict[int, tuple[Limiter, int]] = {}
+    routes = {}
+    for key, composer in composers.items():
+        name, sender = by_channel[key[1]]
+        if id(sender) not in limiters:
+            own = getattr(sender, "max_per_second", None)
+            rates = [r for r in (mps, own) if r]
+            limiter: Limiter
+            if run_limiter is not None:
+                limiter = run_limiter.channel(own)
+            elif own:
+                limiter = RateLimiter(own)
+            else:
+                limiter = NoLimit()
+            limiters[id(sender)] = (limiter, int(min(rates)) if rates else 1 << 30)
+        limiter, max_grant = limiters[id(sender)]
+        routes[key] = Route(composer, sender, limiter, name, max_grant)
+    return routes
 
 
 def _prepare_out_dir(out_dir: Path, file: str) -> None:
@@ -271,8 +324,7 @@ async def dispatch(
             chunker=Chunker(d.chunk_size),
             log=log,
             counters=counters,
-            routes={key: Route(c, by_channel[key[1]][1], Limiter(), by_channel[key[1]][0])
-                    for key, c in composers.items()},  # fmt: skip
+            routes=_routes(settings, composers, by_channel),
             transport=transport,
             events=EventBuilder(
                 application_id=settings.project.application_id,
@@ -287,16 +339,16 @@ async def dispatch(
             hook_concurrency=d.hook_concurrency,
             send_concurrency=d.send_concurrency,
             send_attempts=d.send_attempts,
-            limiter=Limiter(),
             ledger=book,
             skip=skip,
             eligibility_only=admission.replay,
         )
-        async with anyio.create_task_group() as tg:
-            if progress:
-                tg.start_soon(show_progress, counters)
-            await run_stages(stages)
-            tg.cancel_scope.cancel()
+        with _collector_tuned():
+            async with anyio.create_task_group() as tg:
+                if progress:
+                    tg.start_soon(show_progress, counters)
+                await run_stages(stages)
+                tg.cancel_scope.cancel()
         log.flush()
         hook_invocations = counters.hook_invocations + int(run.extra.get("hook_invocations", 0))
         summary = Summary(run_id=run_id, hook_invocations=hook_invocations,

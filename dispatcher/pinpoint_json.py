@@ -4,7 +4,8 @@
 ``aws pinpoint get-application-settings`` prints ``{"ApplicationSettingsResource": {...}}``;
 both are accepted wrapped or bare. ``campaign_table`` / ``settings_table`` turn them into
 the ``[campaign]`` / ``[project]`` tables that ``dispatcher.config.parse_settings``
-accepts, and ``merge_tables`` lays them under a TOML document:
+accepts (``dispatcher.config.load_settings(..., campaign_json=, settings_json=)`` reads
+them); ``merge_tables`` is one way to lay them under a TOML document:
 
 * every semantic field is kept as it is: Hook / CampaignHook, Limits, Schedule (with
   QuietTime), MessageConfiguration, HoldoutPercent, TreatmentName, AdditionalTreatments,
@@ -14,9 +15,10 @@ accepts, and ``merge_tables`` lays them under a TOML document:
   has none) and empty objects (``"Hook": {}``, ``"QuietTime": {}``);
 * a Limits field of 0 is dropped: 0 means "not set" (inherit the project's), and the
   parser would refuse a MessagesPerSecond or MaximumDuration of 0;
-* the TOML document wins key by key: its ``[campaign]`` keys override the JSON's, its
-  ``[project]`` keys override the settings JSON's (Region and AccountId come from it);
-  ``[project] ApplicationId`` defaults to the settings JSON's, then to the campaign's.
+* with ``merge_tables`` the TOML document wins key by key: its ``[campaign]`` keys
+  override the JSON's, its ``[project]`` keys override the settings JSON's (Region and
+  AccountId come from it); ``[project] ApplicationId`` defaults to the settings JSON's,
+  then to the campaign's.
 
 Errors are ``ConfigError`` naming the JSON file and the JSON key
 (``campaign.json: CampaignResponse.Limits.Daily: must be between 0 and 100, got 500``).
@@ -24,7 +26,6 @@ Errors are ``ConfigError`` naming the JSON file and the JSON key
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,17 +35,15 @@ import orjson
 from dispatcher.campaign import Treatments
 from dispatcher.config import (
     CAMPAIGN_KEYS,
-    Settings,
     _campaign,
     _hook,
     _limits,
     _quiet_time,
     _Reader,
-    parse_settings,
 )
 from dispatcher.errors import ConfigError
 
-__all__ = ["campaign_table", "load_settings_with_json", "merge_tables", "settings_table"]
+__all__ = ["campaign_table", "merge_tables", "settings_table"]
 
 CAMPAIGN_READ_ONLY = frozenset(
     {"Arn", "CreationDate", "LastModifiedDate", "State", "DefaultState", "Version"}
@@ -118,12 +117,12 @@ def campaign_table(path: str | Path) -> dict[str, Any]:
     """``get-campaign`` output as a ``[campaign]`` table (validated; errors name the file)."""
     file = str(path)
     data, prefix = _unwrap(_read(path), "CampaignResponse", frozenset({"Id"}), file)
+    for key in data:
+        if key not in CAMPAIGN_KEYS:
+            raise ConfigError("unknown campaign field", file=file, key=_join(prefix, key))
     table = _clean(data)
     for key in CAMPAIGN_READ_ONLY:
         table.pop(key, None)
-    for key in table:
-        if key not in CAMPAIGN_KEYS:
-            raise ConfigError("unknown campaign field", file=file, key=_join(prefix, key))
     _clean_limits(table)
     schedule = table.get("Schedule")
     if isinstance(schedule, dict):
@@ -150,13 +149,13 @@ def settings_table(path: str | Path) -> dict[str, Any]:
     data, prefix = _unwrap(
         _read(path), "ApplicationSettingsResource", SETTINGS_KEYS | SETTINGS_DROPPED, file
     )
+    for key in data:
+        if key not in SETTINGS_KEYS | SETTINGS_DROPPED:
+            raise ConfigError("unknown application settings field", file=file,
+                              key=_join(prefix, key))  # fmt: skip
     table = _clean(data)
     for key in SETTINGS_DROPPED:
         table.pop(key, None)
-    for key in table:
-        if key not in SETTINGS_KEYS:
-            raise ConfigError("unknown application settings field", file=file,
-                              key=_join(prefix, key))  # fmt: skip
     _clean_limits(table)
     _clean_quiet_time(table)
     reader = _Reader(file, table, prefix)
@@ -189,27 +188,3 @@ def merge_tables(
             project["ApplicationId"] = campaign["ApplicationId"]
         out["project"] = project
     return out
-
-
-def load_settings_with_json(
-    config: str | Path,
-    *,
-    campaign_json: str | Path | None = None,
-    settings_json: str | Path | None = None,
-) -> Settings:
-    """``load_settings`` with ``--campaign-json`` / ``--settings-json`` laid under the TOML."""
-    path = Path(config)
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ConfigError("config file not found", file=str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config: {exc}", file=str(path)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from None
-    merged = merge_tables(
-        document,
-        campaign=campaign_table(campaign_json) if campaign_json else None,
-        settings=settings_table(settings_json) if settings_json else None,
-    )
-    return parse_settings(merged, str(path), path.parent)

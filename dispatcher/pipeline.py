@@ -23,7 +23,8 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from dispatcher.channels.base import Message, Sender, SendResult
 from dispatcher.chunking import Chunk, Chunker
 from dispatcher.eligibility import Eligibility
-from dispatcher.errors import HookError
+from dispatcher.channels.ratelimit import Limiter
+from dispatcher.errors import HookError, SendError
 from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy, invoke_with_policy
@@ -36,8 +37,8 @@ from dispatcher.render import Composer
 from dispatcher.segments import SegmentSource
 
 
-class Limiter:
-    """The rate-limiter interface the send stage needs (a no-op when there is no limit)."""
+class NoLimit:
+    """The limiter of a route with no rate limit."""
 
     async def acquire(self, n: int = 1) -> None:
         return None
@@ -62,6 +63,8 @@ class Route:
     sender: Sender
     limiter: Limiter
     sender_name: str = "outbox"
+    max_grant: int = 1 << 30
+    """The largest batch the limiter may grant at once (a ceiling of 1/s grants 1)."""
 
 
 Admit = Callable[[list[Record]], Awaitable[tuple[list[Outcome], list[Record]]]]
@@ -87,7 +90,6 @@ class Stages:
     hook_concurrency: int
     send_concurrency: int
     send_attempts: int
-    limiter: Limiter
     ledger: Ledger | None = None
     skip: Callable[[int], bool] | None = None
     """Lines already settled (resume) or not selected (retry): read, not dispatched."""
@@ -271,14 +273,13 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
     for attempt in range(1, s.send_attempts + 1):
         retry: list[Message] = []
         hint: float | None = None
-        size = route.sender.max_batch
+        size = max(1, min(route.sender.max_batch, route.max_grant))
         for start in range(0, len(pending), size):
             part = pending[start : start + size]
             if attempt == 1 and s.ledger is not None:
                 part = await _claim(s, route.sender_name, part)
                 if not part:
                     continue
-            await s.limiter.acquire(len(part))
             await route.limiter.acquire(len(part))
             results = await _send(route.sender, part)
             final: list[Outcome] = []
@@ -292,13 +293,12 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
                 if r.retryable and attempt < s.send_attempts:
                     retry.append(m)
                     if r.status is Status.THROTTLED:
-                        s.limiter.throttled(r.retry_after)
                         route.limiter.throttled(r.retry_after)
                     if r.retry_after is not None:
                         hint = max(hint or 0.0, r.retry_after)
                     continue
                 final.append(_outcome(m, r.status, r.reason or r.status.value))
-                if r.retryable or r.status is Status.PERMANENT_FAILURE:
+                if r.retryable or r.unsent or r.status is Status.PERMANENT_FAILURE:
                     release.append(m.endpoint_id)  # provably not sent: retry may try again
             await s.record(final, release=release, sent=sent)
         if not retry:
@@ -351,6 +351,9 @@ async def _send(sender: Sender, part: list[Message]) -> list[SendResult]:
     """Call a sender; a sender that breaks its contract fails these messages, not the run."""
     try:
         results = await sender.send(part)
+    except SendError as exc:  # the sender is unusable (e.g. no credentials): nothing left
+        reason = f"sender unusable, not sent: {exc}"
+        return [SendResult(Status.TEMPORARY_FAILURE, reason, unsent=True) for _ in part]
     except Exception as exc:  # a provider bug must not lose the rest of the run
         reason = f"sender error, outcome unknown, not retried: {type(exc).__name__}: {exc}"
         return [SendResult(Status.TEMPORARY_FAILURE, reason) for _ in part]

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMS_B = {"SMSMessage": {"Body": "treatment B"}}
 SMS_EMAIL_GCM_C = {
     "SMSMessage": {"Body": "treatment C"},
+    "CustomMessage": {"Data": "C custom"},
     "EmailMessage": {"Title": "C", "Body": "C", "FromAddress": "c@example.com"},
     "DefaultMessage": {"Body": "C push"},
 }
@@ -61,6 +62,15 @@ def test_split_over_100k_endpoints_is_within_one_percent(tmp_path: Path) -> None
     assert set(counts) == set(expected)
     for treatment, percent in expected.items():
         assert abs(counts[treatment] / n * 100 - percent) < 1.0, (treatment, counts)
+
+
+def test_assign_follows_the_documented_bucket_layout(tmp_path: Path) -> None:
+    t = Treatments.from_settings(ab_settings(tmp_path, holdout=10, sizes=(20, 30)))
+    layout = [(1000, None), (3000, "1"), (6000, "2"), (BUCKETS, "0")]  # holdout | 1 | 2 | main
+    for i in range(20_000):
+        b = bucket("camp-1", f"id-{i}")
+        expected = next(target for upper, target in layout if b < upper)
+        assert t.assign(f"id-{i}") == expected
 
 
 def test_main_treatment_gets_the_remainder_and_sizes_are_reported(tmp_path: Path) -> None:
@@ -131,11 +141,23 @@ def test_treatment_messages_inherit_or_replace_the_campaigns(tmp_path: Path) -> 
     assert mcs["0"] == mcs["1"] == s.campaign.message_configuration
     assert mcs["2"] == SMS_EMAIL_GCM_C
     assert t.message_for("1", "SMS") == s.campaign.message_configuration["SMSMessage"]
-    assert t.message_for("2", "SMS") == {"Body": "treatment C"}
+    assert t.message_for("2", "SMS") == {"Data": "C custom"}  # its custom delivery
+    assert t.message_for("2", "EMAIL")["Title"] == "C"  # type: ignore[index]
     assert t.message_for("2", "GCM") == {"Body": "C push"}  # DefaultMessage fallback
+    assert t.message_for("1", "GCM") == s.campaign.message_configuration["GCMMessage"]
     assert t.campaign_for("2").custom_delivery == {
         "DeliveryUri": "https://x.example", "EndpointTypes": ["SMS"]}
     assert t.campaign_for("0") is s.campaign
+
+
+def test_a_treatment_with_its_own_custom_delivery_needs_only_a_custom_message(tmp_path: Path) -> None:
+    s = make_settings(tmp_path, campaign={"AdditionalTreatments": [{
+        "SizePercent": 50, "MessageConfiguration": {"CustomMessage": {"Data": "d"}},
+        "CustomDeliveryConfiguration": {"DeliveryUri": "https://x.example",
+                                        "EndpointTypes": ["SMS", "EMAIL", "GCM"]}}]})  # fmt: skip
+    t = Treatments.from_settings(s)
+    assert {t.message_for("1", c)["Data"] for c in ("SMS", "EMAIL", "GCM")} == {"d"}  # type: ignore[index]
+    assert t.campaign_for("0").custom_delivery is None
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,9 @@ from typing import Any
 import pytest
 
 from dispatcher.campaign import QuietTime, Treatments, effective_limits
-from dispatcher.config import CampaignHook, Limits, parse_settings
+from dispatcher.config import CampaignHook, Limits, load_settings, parse_settings
 from dispatcher.errors import ConfigError
-from dispatcher.pinpoint_json import (
-    campaign_table,
-    load_settings_with_json,
-    merge_tables,
-    settings_table,
-)
+from dispatcher.pinpoint_json import campaign_table, merge_tables, settings_table
 
 APP = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"
 CAMPAIGN_ID = "4f8d6097c2e8400fa3081d875example"
@@ -156,7 +151,7 @@ def test_get_application_settings_output_becomes_a_project_table(tmp_path: Path)
 
 
 def test_a_full_run_config_from_toml_plus_both_json_files(tmp_path: Path) -> None:
-    settings = load_settings_with_json(
+    settings = load_settings(  # the integrated path: TOML plus both JSON files
         write(tmp_path, "run.toml", TOML),
         campaign_json=write(tmp_path, "campaign.json", GET_CAMPAIGN),
         settings_json=write(tmp_path, "settings.json", GET_SETTINGS),
@@ -180,7 +175,7 @@ def test_a_full_run_config_from_toml_plus_both_json_files(tmp_path: Path) -> Non
     assert settings.campaign.channels == frozenset({"SMS"})
 
 
-def test_project_application_id_comes_from_toml_then_settings_then_campaign(tmp_path: Path) -> None:
+def test_merge_tables_application_id_from_toml_then_settings_then_campaign(tmp_path: Path) -> None:
     campaign = campaign_table(write(tmp_path, "campaign.json", GET_CAMPAIGN))
     settings = settings_table(write(tmp_path, "settings.json", {
         "ApplicationSettingsResource": {"ApplicationId": "from-settings"}}))  # fmt: skip
@@ -193,7 +188,7 @@ def test_project_application_id_comes_from_toml_then_settings_then_campaign(tmp_
     assert base == {"project": {"Region": "us-east-1"}}  # the input is not modified
 
 
-def test_toml_campaign_keys_override_the_json(tmp_path: Path) -> None:
+def test_merge_tables_lets_toml_campaign_keys_override_the_json(tmp_path: Path) -> None:
     campaign = campaign_table(write(tmp_path, "campaign.json", GET_CAMPAIGN))
     doc = {"project": {"Region": "us-east-1"},
            "campaign": {"Hook": {"LambdaFunctionName": "local-filter"}, "Limits": {"Daily": 1}}}  # fmt: skip

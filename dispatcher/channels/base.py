@@ -49,6 +49,9 @@ class SendResult:
     message_id: str | None = None
     retryable: bool = False
     retry_after: float | None = None
+    unsent: bool = False
+    """True when the message provably was not sent although no retry may help now (the
+    sender is unusable): the ledger releases its claim so ``retry`` can send it later."""
 
     @classmethod
     def ok(cls, message_id: str | None = None) -> SendResult:

@@ -14,7 +14,7 @@ answers (function not found, access denied) end PERMANENT_FAILURE with the error
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import anyio

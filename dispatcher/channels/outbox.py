@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from dispatcher.channels.base import Message, SendResult, SenderContext
+from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import ConfigError
 
 FILE_NAME = "outbox.jsonl"

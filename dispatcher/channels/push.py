@@ -34,14 +34,14 @@ from typing import Any
 import anyio
 import orjson
 
-from dispatcher.channels.base import Message, SenderContext, SendResult
-from dispatcher.channels.ses import (
+from dispatcher.channels._aws import (
     NOT_RETRIED,
     PROVIDER_ERRORS,
     Options,
     failure_result,
     raise_first,
 )
+from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import SendError
 from dispatcher.model import Status
 

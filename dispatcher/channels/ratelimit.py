@@ -189,6 +189,7 @@ class RateLimiter:
             recovery=math.expm1(self._growth),
             cooldown=self._cooldown,
             max_pause=self._max_pause,
+            window_margin=self._span - 1.0,
         )
         return ChainedLimiter(own, self)
 

@@ -33,8 +33,8 @@ from typing import Any
 
 import anyio
 
+from dispatcher.channels._aws import PROVIDER_ERRORS, Options, failure_result, send_each
 from dispatcher.channels.base import Message, SenderContext, SendResult
-from dispatcher.channels.ses import PROVIDER_ERRORS, Options, failure_result, send_each
 from dispatcher.model import Status
 
 __all__ = ["MESSAGE_TYPES", "SmsSender", "create"]

@@ -43,6 +43,12 @@ def _scalar(value: object, where: str) -> str:
 def _attribute_map(value: object, where: str) -> dict[str, list[str]]:
     if not isinstance(value, dict):
         raise HookResultError(f"{where} is {_json_type(value)}, expected an object of string lists")
+    # Fast path: hooks mostly return string lists untouched; check before rebuilding.
+    for values in value.values():
+        if type(values) is not list or any(type(v) is not str for v in values):
+            break
+    else:
+        return value
     out: dict[str, list[str]] = {}
     for name, values in value.items():
         if isinstance(values, list):

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from dispatcher.channels import ses
+from dispatcher.channels import _aws, ses
 from dispatcher.channels.base import Sender
 from dispatcher.errors import ConfigError, SendError
 from dispatcher.model import Status
@@ -249,23 +249,23 @@ def test_retry_after_accepts_seconds_and_http_dates():
     future = email.utils.format_datetime(
         datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120), usegmt=True
     )
-    assert ses.retry_after_seconds({"retry-after": "3"}) == 3.0
-    assert 100 < ses.retry_after_seconds({"retry-after": future}) <= 120
-    assert ses.retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert ses.retry_after_seconds({"retry-after": "soon"}) is None
-    assert ses.retry_after_seconds({}) is None
+    assert _aws.retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert 100 < _aws.retry_after_seconds({"retry-after": future}) <= 120
+    assert _aws.retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert _aws.retry_after_seconds({"retry-after": "soon"}) is None
+    assert _aws.retry_after_seconds({}) is None
 
 
 def test_truncated_answers_and_unknown_transport_errors_are_not_retried():
     truncated = ConnectionClosedError(
         endpoint_url="http://x", error=aiohttp.ClientPayloadError("cut"), request=None
     )
-    result = ses.failure_result(truncated)
+    result = _aws.failure_result(truncated)
     assert result.status is Status.TEMPORARY_FAILURE and not result.retryable
-    result = ses.failure_result(ConnectionResetError("reset"))
+    result = _aws.failure_result(ConnectionResetError("reset"))
     assert result.status is Status.TEMPORARY_FAILURE and not result.retryable
     with pytest.raises(SendError):
-        ses.failure_result(_client_error("UnrecognizedClientException", 403))
+        _aws.failure_result(_client_error("UnrecognizedClientException", 403))
 
 
 def _client_error(code: str, status: int) -> ClientError:

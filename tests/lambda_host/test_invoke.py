@@ -60,6 +60,7 @@ def _specs() -> list[FunctionSpec]:
             fn("node_spin", f"{NODE}:spin", timeout=1),
             fn("node_esm", f"{HANDLERS / 'esm_handler.mjs'}:handler"),
             fn("node_missing", f"{NODE}:noSuchExport"),
+            fn("node_exit_after", f"{NODE}:exitAfterReturn"),
         ]
     return specs
 
@@ -297,6 +298,20 @@ async def test_crashed_worker_is_replaced(
     assert "FunctionError" not in response
     assert json.loads(body)["pid"] != first_pid
     assert host.stats()[name].crashes == 1
+
+
+@pytest.mark.usefixtures("node")
+async def test_worker_exiting_between_invocations_costs_no_invocation(
+    host: LambdaHost, client: Any
+) -> None:
+    """Each call finds its warm worker dead (or dying): it runs on a fresh one instead."""
+    pids = set()
+    for _ in range(4):
+        response, body = await invoke(client, "node_exit_after", {})
+        assert "FunctionError" not in response, body
+        pids.add(json.loads(body)["pid"])
+    assert len(pids) == 4
+    assert host.stats()["node_exit_after"].errors == 0
 
 
 @pytest.mark.parametrize(("name", "slow", "fast"), [

@@ -118,11 +118,14 @@ class S3Proxy:
             out_headers = {
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS
             }
-            if fault is None:
-                return web.Response(status=upstream.status, body=payload, headers=out_headers)
+            length = int(upstream.headers.get("Content-Length", len(payload)))
         response = web.StreamResponse(status=upstream.status, headers=out_headers)
-        response.content_length = len(payload)
+        response.content_length = length  # for HEAD, the object's size
         await response.prepare(request)
+        if fault is None:
+            await response.write(payload)
+            await response.write_eof()
+            return response
         await response.write(payload[: fault.cut_after])
         if request.transport is not None:
             request.transport.abort()

@@ -36,3 +36,10 @@ exports.spin = async (event) => {
   await new Promise((resolve) => setTimeout(resolve, event.ms));
   return { pid: process.pid };
 };
+
+exports.exitAfterReturn = async () => {
+  // Runs after the runtime has posted the result and before it asks for the next event:
+  // the worker exits between two invocations.
+  setImmediate(() => process.exit(0));
+  return { pid: process.pid };
+};

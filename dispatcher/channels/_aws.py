@@ -1,0 +1,254 @@
+"""What the AWS senders share: provider errors mapped to ``SendResult``, the option
+reader, and bounded fan-out of one batch."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, NoReturn
+
+import aiohttp
+import anyio
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+
+from dispatcher.channels.base import Message, SenderContext, SendResult
+from dispatcher.errors import ConfigError, SendError
+from dispatcher.model import Status
+
+PROVIDER_ERRORS: tuple[type[BaseException], ...] = (
+    BotoCoreError, ClientError, aiohttp.ClientError, OSError,
+)  # fmt: skip
+"""What a provider call may raise; ``failure_result`` maps each to a ``SendResult``.
+(``TimeoutError`` is an ``OSError``.) Anything else is a bug and propagates."""
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+        "RequestLimitExceeded", "SlowDown", "RequestThrottled", "RequestThrottledException",
+        "ProvisionedThroughputExceededException",
+    }
+)  # fmt: skip
+"""Error codes that mean "slow down" whatever the HTTP status."""
+
+AUTH_CODES = frozenset(
+    {
+        "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
+        "SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException",
+        "MissingAuthenticationToken", "MissingAuthenticationTokenException", "ExpiredToken",
+        "ExpiredTokenException", "RequestExpired",
+    }
+)  # fmt: skip
+"""Credential errors: every send would fail the same way, so the sender is unusable."""
+
+NOT_RETRIED = "not retried: the request was sent and may have been delivered (no duplicates)"
+
+
+def failure_result(exc: BaseException) -> SendResult:
+    """Map a provider exception (one of ``PROVIDER_ERRORS``) to a ``SendResult``.
+
+    Throttling -> THROTTLED, retryable (with the server's ``Retry-After``); a 5xx answer or
+    a connection that failed before any answer -> TEMPORARY_FAILURE, retryable; a time-out
+    after the request left -> TEMPORARY_FAILURE, not retryable; any other rejection ->
+    PERMANENT_FAILURE with ``"Code: message"``. Raises ``SendError`` for missing or
+    rejected credentials, which make the sender unusable.
+    """
+    if isinstance(exc, ClientError):
+        return _client_error_result(exc)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
+        raise SendError(type(exc).__name__, str(exc)) from exc
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
+        return SendResult(
+            Status.TEMPORARY_FAILURE, f"ReadTimeout: no answer in time; {NOT_RETRIED}"
+        )
+    if isinstance(exc, ConnectionClosedError):
+        cause = exc.kwargs.get("error")
+        if isinstance(cause, aiohttp.ClientPayloadError):
+            # The answer had started: the provider processed the request.
+            return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}; {NOT_RETRIED}")
+        return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}", retryable=True)
+    if isinstance(exc, EndpointConnectionError):  # refused, reset, DNS, connect time-out
+        return SendResult(Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}", retryable=True)
+    if isinstance(exc, ParamValidationError):  # never left the process
+        return SendResult(Status.PERMANENT_FAILURE, f"ParamValidationError: {exc}")
+    if isinstance(exc, ResponseStreamingError):
+        return SendResult(Status.TEMPORARY_FAILURE, f"ResponseStreamingError: {exc}; {NOT_RETRIED}")
+    # Other transport errors: whether the request reached the provider is unknown.
+    return SendResult(Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}; {NOT_RETRIED}")
+
+
+def _client_error_result(exc: ClientError) -> SendResult:
+    response: Mapping[str, Any] = exc.response
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or "Unknown")
+    message = str(error.get("Message") or "")
+    meta = response.get("ResponseMetadata") or {}
+    status = int(meta.get("HTTPStatusCode") or 0)
+    headers = meta.get("HTTPHeaders") or {}
+    detail = response.get("Reason")  # modeled field, e.g. DESTINATION_PHONE_NUMBER_OPTED_OUT
+    reason = f"{code}: {detail}: {message}" if detail else f"{code}: {message}"
+    if code in AUTH_CODES:
+        raise SendError(code, message) from exc
+    if (
+        code in THROTTLING_CODES
+        or status == 429
+        or (code == "LimitExceededException" and "rate" in message.lower())
+    ):
+        return SendResult(
+            Status.THROTTLED, reason, retryable=True, retry_after=retry_after_seconds(headers)
+        )
+    if status >= 500:
+        return SendResult(
+            Status.TEMPORARY_FAILURE, f"{reason} (HTTP {status})", retryable=True,
+            retry_after=retry_after_seconds(headers),
+        )  # fmt: skip
+    return SendResult(Status.PERMANENT_FAILURE, reason)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+async def send_each(
+    messages: Sequence[Message],
+    send_one: Callable[[Message], Awaitable[SendResult]],
+    in_flight: anyio.Semaphore,
+) -> list[SendResult]:
+    """Send a batch one call per message, concurrently, at most ``in_flight`` calls at once.
+
+    A slot is taken *before* a task starts, so a batch never parks tasks on a semaphore.
+    """
+    if len(messages) == 1:
+        async with in_flight:
+            return [await send_one(messages[0])]
+    results: list[SendResult | None] = [None] * len(messages)
+
+    async def run(index: int, message: Message) -> None:
+        try:
+            results[index] = await send_one(message)
+        finally:
+            in_flight.release()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, message in enumerate(messages):
+                await in_flight.acquire()
+                tg.start_soon(run, index, message)
+    except* SendError as group:
+        raise_first(group)
+    return results  # type: ignore[return-value]
+
+
+def raise_first(group: BaseExceptionGroup[SendError]) -> NoReturn:
+    """Re-raise a task group's ``SendError`` as itself: the sender is unusable, once."""
+    first = group.exceptions[0]
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    raise first
+
+
+class Options:
+    """Reads one channel's options table; every problem is a ``ConfigError`` with its key."""
+
+    COMMON = frozenset({"endpoint_url", "region", "max_per_second", "max_batch"})
+
+    def __init__(
+        self, channel: str, options: Mapping[str, Any], ctx: SenderContext,
+        allowed: Collection[str],
+    ) -> None:  # fmt: skip
+        self.channel = channel
+        self.options = options
+        self.file = ctx.config_file
+        known = self.COMMON | set(allowed)
+        for key in options:
+            if key not in known:
+                raise self.error(key, f"unknown option; expected one of {', '.join(sorted(known))}")
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, file=self.file, key=f"channels.{self.channel}.{key}")
+
+    def string(self, key: str) -> str | None:
+        value = self.options.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def strings(self, key: str) -> list[str] | None:
+        value = self.options.get(key)
+        if value is None:
+            return None
+        items = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(v, str) and v.strip() for v in items)
+        ):
+            raise self.error(key, f"must be a string or a non-empty list of strings, got {value!r}")
+        return list(items)
+
+    def choice(self, key: str, choices: Collection[str]) -> str | None:
+        value = self.string(key)
+        if value is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(sorted(choices))}, got {value!r}")
+        return value
+
+    def integer(self, key: str, default: int | None, *, low: int, high: int) -> int | None:
+        value = self.options.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.error(key, f"must be an integer from {low} to {high}, got {value!r}")
+        return value
+
+    def number(self, key: str, *, low: float) -> float | None:
+        value = self.options.get(key)
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value >= low)
+        ):
+            raise self.error(key, f"must be a number >= {low:g}, got {value!r}")
+        return float(value)
+
+    def flag(self, key: str) -> bool | None:
+        value = self.options.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, got {value!r}")
+        return value
+
+    def endpoint_url(self) -> str | None:
+        value = self.string("endpoint_url")
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise self.error("endpoint_url", f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    def max_per_second(self) -> float | None:
+        return self.number("max_per_second", low=1)
