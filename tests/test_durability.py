@@ -154,3 +154,74 @@ def test_status_of_unknown_run_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "dispatcher", "status", "nope", "--out",
                              str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "no ledger" in result.stderr
+
+
+SMS_CONFIG = """
+[project]
+ApplicationId = "app"
+Region = "us-east-1"
+[campaign]
+Id = "durable-sms"
+[campaign.MessageConfiguration.SMSMessage]
+Body = "Hi {{User.UserAttributes.FirstName}}"
+OriginationNumber = "+12065550000"
+[segment]
+source = "seg.jsonl"
+[channels.SMS]
+sender = "sms"
+endpoint_url = "URL"
+[dispatch]
+send_concurrency = 4
+"""
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: int) -> None:
+    """Counted at the provider: after kills and resumes, no number got two messages."""
+    from tests.servers import ServerProcess
+
+    rng = random.Random(seed)
+    n = 1500
+    write_jsonl(tmp_path / "seg.jsonl", [endpoint(i, "SMS") for i in range(1, n + 1)])
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    with ServerProcess("sms") as server:
+        server.set_faults(delay=0.02)  # every call takes 20 ms: kills land mid-request
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(SMS_CONFIG.replace("URL", server.url))
+        out = tmp_path / "out"
+
+        def launch(*extra: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "dispatcher", "run", str(cfg), "--out", str(out),
+                 "--quiet", *extra],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            )  # fmt: skip
+
+        proc = launch()
+        run_id = run_id_of(proc)
+        kills = 0
+        for _ in range(3):
+            time.sleep(rng.uniform(0.3, 1.5))
+            if proc.poll() is not None:
+                break
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            proc = launch("--resume", run_id)
+            assert run_id_of(proc) == run_id
+        _, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert kills >= 1
+        delivered = Counter(m["DestinationPhoneNumber"] for m in server.messages())
+
+    assert max(delivered.values()) == 1, "a number received two messages"
+    outcomes = read_jsonl(out / "outcomes.jsonl")
+    assert sorted(o["Line"] for o in outcomes) == list(range(1, n + 1))
+    address = {f"ep-{i}": endpoint(i, "SMS")["Address"] for i in range(1, n + 1)}
+    success = {address[o["EndpointId"]] for o in outcomes if o["Status"] == "SUCCESS"}
+    doubt = {address[o["EndpointId"]] for o in outcomes if o["Status"] == "TEMPORARY_FAILURE"}
+    assert {o["Status"] for o in outcomes} <= {"SUCCESS", "TEMPORARY_FAILURE"}
+    assert all("in doubt" in o["Reason"] for o in outcomes if o["Status"] != "SUCCESS")
+    assert success <= set(delivered) <= success | doubt
+    assert len(doubt) <= 4 * 10 * kills  # at most the batches in flight at each kill

@@ -50,7 +50,10 @@ from dispatcher.segments.jsonl import BOM, parse_line
 CHUNK_SIZE = 1 << 20
 """Bytes asked of the HTTP body per read, and the most inflated bytes made at once."""
 STREAM_ATTEMPTS = 4
-"""Consecutive failed attempts to get (or resume) one object before giving up."""
+"""Failed attempts in a row to get (or resume) one object before giving up."""
+RESUME_PROGRESS = 1 << 20
+"""Bytes that must arrive after a failure before the failures no longer count as in a row
+(so a connection that always breaks after a few bytes cannot loop for ever)."""
 RETRY_DELAY = 0.2
 """First back-off in seconds between attempts; doubles after each failure."""
 
@@ -252,6 +255,7 @@ class ObjectReader:
         self._chunk_size = chunk_size
         self._body: Any = None
         self._failures = 0
+        self._since_failure = 0
         self._done = False
         self.requests = 0
         """GET requests made (the first and every resume)."""
@@ -275,7 +279,9 @@ class ObjectReader:
                     actual_bytes=self._pos, expected_bytes=self._end))  # fmt: skip
                 continue
             self._pos += len(chunk)
-            self._failures = 0
+            self._since_failure += len(chunk)
+            if self._since_failure >= RESUME_PROGRESS:
+                self._failures = 0
             return chunk
         self._done = True
         await self.aclose()
@@ -306,6 +312,7 @@ class ObjectReader:
     async def _failed(self, exc: BaseException) -> None:
         await self.aclose()
         self._failures += 1
+        self._since_failure = 0
         if not is_transient(exc) or self._failures >= STREAM_ATTEMPTS:
             raise SegmentError(describe_s3_error(self._obj.url, exc)) from exc
         await backoff(self._failures)

@@ -239,7 +239,7 @@ async def test_a_bad_csv_header_names_the_object(clients: AwsClients, s3: Any, b
         await collect(S3Source(f"s3://{bucket}/p/", clients))
 
 
-def test_bad_urls_and_formats_are_config_errors(clients: AwsClients) -> None:
+async def test_bad_urls_and_formats_are_config_errors(clients: AwsClients) -> None:
     with pytest.raises(ConfigError, match="not an S3 URL"):
         S3Source("/tmp/seg.jsonl", clients)
     with pytest.raises(ConfigError, match="no bucket name"):
