@@ -65,8 +65,11 @@ def _run(args: argparse.Namespace) -> int:
 def _settings(config: str, args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    settings = load_settings(config, campaign_json=getattr(args, "campaign_json", None),
-                             settings_json=getattr(args, "settings_json", None))
+    settings = load_settings(
+        config,
+        campaign_json=getattr(args, "campaign_json", None),
+        settings_json=getattr(args, "settings_json", None),
+    )
     if getattr(args, "segment_format", None):
         settings = replace(settings, segment_format=args.segment_format)
     return settings
@@ -99,9 +102,16 @@ def _retry(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown status {', '.join(unknown) or '(none)'}", key="--status")
     info, _ = anyio.run(_run_info, args)
     settings = _settings(args.config or info.config, args)
-    summary = run(settings, segment=args.segment, out_dir=args.out, run_id=args.run_id,
-                  retry=statuses, ledger=_ledger_arg(args), on_start=_started,
-                  progress=not args.quiet)
+    summary = run(
+        settings,
+        segment=args.segment,
+        out_dir=args.out,
+        run_id=args.run_id,
+        retry=statuses,
+        ledger=_ledger_arg(args),
+        on_start=_started,
+        progress=not args.quiet,
+    )
     _print_summary(summary)
     return EXIT_OK
 
@@ -133,11 +143,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ledger_flags(parser: argparse.ArgumentParser, *, allow_none: bool = True) -> None:
-    parser.add_argument("--ledger", metavar="PATH",
-                        help="ledger file (default: OUT/ledger.sqlite); share one to share caps")
+    parser.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="ledger file (default: OUT/ledger.sqlite); share one to share caps",
+    )
     if allow_none:
-        parser.add_argument("--no-ledger", action="store_true",
-                            help="no ledger: no resume, retry or caps (benchmarks)")
+        parser.add_argument(
+            "--no-ledger",
+            action="store_true",
+            help="no ledger: no resume, retry or caps (benchmarks)",
+        )
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -147,21 +163,31 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a campaign send over a segment")
     run.add_argument("config", help="campaign config (TOML)")
     run.add_argument("--segment", help="segment source (overrides [segment] source)")
-    run.add_argument("--segment-format", choices=("jsonl", "csv"),
-                     help="segment format (default: from the file extension)")
+    run.add_argument(
+        "--segment-format",
+        choices=("jsonl", "csv"),
+        help="segment format (default: from the file extension)",
+    )
     run.add_argument("--out", default="out", help="output directory (default: out)")
     run.add_argument("--resume", metavar="RUN_ID", help="finish a run that stopped")
-    run.add_argument("--campaign-json", metavar="FILE",
-                     help="campaign from `aws pinpoint get-campaign` output")
-    run.add_argument("--settings-json", metavar="FILE",
-                     help="project settings from `aws pinpoint get-application-settings` output")
+    run.add_argument(
+        "--campaign-json", metavar="FILE", help="campaign from `aws pinpoint get-campaign` output"
+    )
+    run.add_argument(
+        "--settings-json",
+        metavar="FILE",
+        help="project settings from `aws pinpoint get-application-settings` output",
+    )
     _ledger_flags(run)
     run.set_defaults(func=_run)
 
     retry = sub.add_parser("retry", help="dispatch again the endpoints of a run that failed")
     retry.add_argument("run_id", metavar="RUN_ID")
-    retry.add_argument("--status", default=",".join(RETRYABLE),
-                       help=f"statuses to retry (default: {','.join(RETRYABLE)})")
+    retry.add_argument(
+        "--status",
+        default=",".join(RETRYABLE),
+        help=f"statuses to retry (default: {','.join(RETRYABLE)})",
+    )
     retry.add_argument("--config", help="config file (default: the one the run used)")
     retry.add_argument("--segment", help="segment source (default: the one the run used)")
     retry.add_argument("--out", default="out", help="the run's output directory")
@@ -196,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # stdout closed early (e.g. piped to `head`): not an error of the run.
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        sys.stdout = open(os.devnull, "w")
         return EXIT_OK
 
 

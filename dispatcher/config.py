@@ -159,6 +159,10 @@ class Settings:
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
     webhook: Mapping[str, Any] = field(default_factory=dict)
+    ledger: Mapping[str, Any] = field(default_factory=dict)
+    """``[ledger]``: ``path`` (SQLite file) or ``dynamodb_table`` (a worker fleet)."""
+    event_stream: Mapping[str, Any] = field(default_factory=dict)
+    """``[event_stream]``: ``path`` (JSON lines) or ``DestinationStreamArn``."""
 
     @property
     def hook(self) -> CampaignHook | None:
@@ -175,9 +179,7 @@ class Settings:
 
     @property
     def messages_per_second(self) -> int | None:
-        return (
-            self.campaign.limits.messages_per_second or self.project.limits.messages_per_second
-        )
+        return self.campaign.limits.messages_per_second or self.project.limits.messages_per_second
 
 
 class _Reader:
@@ -223,7 +225,9 @@ class _Reader:
         for name in self.table:
             if name not in allowed:
                 hint = _closest(name, allowed)
-                raise self.error(name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+                raise self.error(
+                    name, "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")
+                )
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -374,7 +378,9 @@ def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
         if python is not None:
             target, sep, attr = python.rpartition(":")
             if not sep or not target or not attr:
-                raise f.error("python", f"must be 'file.py:handler' or 'module:handler', got {python!r}")
+                raise f.error(
+                    "python", f"must be 'file.py:handler' or 'module:handler', got {python!r}"
+                )
             if target.endswith(".py"):
                 python = f"{_resolve_path(target, base)}:{attr}"
         policy = f.get("policy", str)
@@ -400,7 +406,9 @@ def _channels(r: _Reader | None) -> dict[str, ChannelConfig]:
         return out
     for channel in r.table:
         if channel not in CHANNEL_TYPES:
-            raise r.error(channel, f"unknown ChannelType; use one of {', '.join(sorted(CHANNEL_TYPES))}")
+            raise r.error(
+                channel, f"unknown ChannelType; use one of {', '.join(sorted(CHANNEL_TYPES))}"
+            )
         c = r.sub(channel)
         assert c is not None
         sender = c.require("sender", str)
@@ -432,7 +440,17 @@ def _dispatch(r: _Reader | None) -> DispatchOptions:
     return DispatchOptions(**values)
 
 
-TOP_LEVEL = {"project", "campaign", "segment", "functions", "channels", "dispatch", "webhook"}
+TOP_LEVEL = {
+    "project",
+    "campaign",
+    "segment",
+    "functions",
+    "channels",
+    "dispatch",
+    "webhook",
+    "ledger",
+    "event_stream",
+}
 
 
 def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
@@ -458,6 +476,16 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
     webhook = root.sub("webhook")
     if webhook is not None:
         webhook.no_unknown({"secret", "secret_env", "timeout"})
+    ledger = root.sub("ledger")
+    if ledger is not None:
+        ledger.no_unknown({"path", "dynamodb_table"})
+        if ledger.get("path", str) and ledger.get("dynamodb_table", str):
+            raise ledger.error("dynamodb_table", "give path or dynamodb_table, not both")
+        if ledger.table.get("path"):
+            ledger.table["path"] = str(_resolve_path(ledger.table["path"], base))
+    stream = root.sub("event_stream")
+    if stream is not None:
+        stream.no_unknown({"path", "DestinationStreamArn", "RoleArn"})
     settings = Settings(
         file=file,
         project=_project(project),
@@ -468,9 +496,13 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
         channels=_channels(root.sub("channels")),
         dispatch=_dispatch(root.sub("dispatch")),
         webhook=dict(webhook.table) if webhook else {},
+        ledger=dict(ledger.table) if ledger else {},
+        event_stream=dict(stream.table) if stream else {},
     )
     if not settings.campaign.message_configuration and not settings.campaign.custom_types:
-        raise ConfigError("has no message for any channel", file=file, key="campaign.MessageConfiguration")
+        raise ConfigError(
+            "has no message for any channel", file=file, key="campaign.MessageConfiguration"
+        )
     return settings
 
 

@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +24,22 @@ from dispatcher.aws import AwsClients
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.outbox import OutboxSender
+from dispatcher.channels.ratelimit import Limiter, RateLimiter
 from dispatcher.chunking import Chunker
 from dispatcher.config import Settings
-from dispatcher.eligibility import Admission, Eligibility
+from dispatcher.eligibility import AddressClaims, Admission, Eligibility
 from dispatcher.errors import ConfigError
-from dispatcher.hooks import create_transport
+from dispatcher.hooks import HookTransport, create_transport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import LEDGER_FILE, Ledger, RunInfo, SqliteLedger
 from dispatcher.model import OVERRIDE_CHANNELS, Outcome, Status, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
-from dispatcher.channels.ratelimit import Limiter, RateLimiter
 from dispatcher.pipeline import NoLimit, Route, Stages, run_stages
 from dispatcher.progress import Counters, show_progress
 from dispatcher.render import Composer
-from dispatcher.segments import open_source
+from dispatcher.segments import SegmentSource, open_source
 
 RUN_FILE = "run.json"
 
@@ -98,10 +99,15 @@ def _custom_sender(settings: Settings, ctx: SenderContext, scheduled_time: str) 
     hook = CampaignHook(web_url=uri) if "://" in uri else CampaignHook(lambda_function_name=uri)
     transport = create_transport(settings, hook, clients=ctx.clients)
     data = (campaign.message_configuration.get("CustomMessage") or {}).get("Data")
-    return CustomSender(transport, data=data, application_id=settings.project.application_id,
-                        campaign_id=campaign.id, activity_id=ctx.run_id,
-                        scheduled_time=scheduled_time,
-                        timeout=settings.dispatch.hook_deadline)
+    return CustomSender(
+        transport,
+        data=data,
+        application_id=settings.project.application_id,
+        campaign_id=campaign.id,
+        activity_id=ctx.run_id,
+        scheduled_time=scheduled_time,
+        timeout=settings.dispatch.hook_deadline,
+    )
 
 
 async def _senders(
@@ -172,15 +178,20 @@ def _prepare_out_dir(out_dir: Path, file: str) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create output directory {str(out_dir)!r}: {exc.strerror}",
-                          file=file, key="--out") from None
+        raise ConfigError(
+            f"cannot create output directory {str(out_dir)!r}: {exc.strerror}",
+            file=file,
+            key="--out",
+        ) from None
     if not os.access(out_dir, os.W_OK):
-        raise ConfigError(f"output directory {str(out_dir)!r} is not writable", file=file,
-                          key="--out")
+        raise ConfigError(
+            f"output directory {str(out_dir)!r} is not writable", file=file, key="--out"
+        )
 
 
-async def _reconcile_outbox(ledger: Ledger, run_id: str, campaign_id: str,
-                            outboxes: Iterable[Sender]) -> None:
+async def _reconcile_outbox(
+    ledger: Ledger, run_id: str, campaign_id: str, outboxes: Iterable[Sender]
+) -> None:
     """Settle outbox sends left in doubt by a crash: the file says what was sent."""
     in_doubt = await ledger.in_doubt(run_id, "outbox")
     if not in_doubt:
@@ -192,8 +203,9 @@ async def _reconcile_outbox(ledger: Ledger, run_id: str, campaign_id: str,
     sent = [Outcome(line, eid, Status.SUCCESS, None, *written[eid])
             for eid, line in in_doubt if eid in written]  # fmt: skip
     unsent = [eid for eid, _ in in_doubt if eid not in written]
-    await ledger.record(run_id, sent, release=unsent,
-                        sent=[(o.endpoint_id or "", campaign_id) for o in sent])
+    await ledger.record(
+        run_id, sent, release=unsent, sent=[(o.endpoint_id or "", campaign_id) for o in sent]
+    )
     await ledger.flush()
 
 
@@ -207,6 +219,128 @@ async def _rewrite_outcomes(ledger: Ledger, run_id: str, out: Path) -> None:
     finally:
         log.close()
     os.replace(tmp, out / OUTCOMES_FILE)
+
+
+@dataclass(slots=True)
+class RunContext:
+    """What one run (or one shard of a fleet run) dispatches with: hook and senders."""
+
+    settings: Settings
+    run_id: str
+    started_at: str
+    out: Path
+    clients: AwsClients
+    transport: HookTransport | None
+    senders: dict[str, tuple[str, Sender]]
+    composers: dict[tuple[str, str], Composer]
+
+
+async def open_context(
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    run_id: str,
+    started_at: str,
+    out: Path,
+    clients: AwsClients | None = None,
+    handlers: Mapping[str, Handler] | None = None,
+    senders: Mapping[str, Sender] | None = None,
+) -> RunContext:
+    """Build the hook transport and the senders; ConfigError before anything is sent."""
+    d = settings.dispatch
+    composers = _composers(settings)
+    if clients is None:
+        clients = AwsClients(
+            settings.project.region,
+            max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10),
+        )
+        stack.push_async_callback(clients.aclose)
+    hook = settings.hook
+    transport = None
+    if hook is not None:
+        transport = create_transport(settings, hook, handlers=handlers, clients=clients)
+        stack.push_async_callback(transport.aclose)
+    _prepare_out_dir(out, settings.file)
+    ctx = SenderContext(
+        application_id=settings.project.application_id,
+        region=settings.project.region,
+        account_id=settings.project.account_id,
+        clients=clients,
+        out_dir=out,
+        run_id=run_id,
+        config_file=settings.file,
+        concurrency=d.send_concurrency,
+    )
+    by_channel = await _senders(settings, ctx, senders or {}, stack, started_at)
+    return RunContext(settings, run_id, started_at, out, clients, transport, by_channel, composers)
+
+
+async def execute(
+    ctx: RunContext,
+    *,
+    source: SegmentSource,
+    log: OutcomeLog,
+    ledger: Ledger | None,
+    skip: Callable[[int], bool] | None = None,
+    progress: bool = False,
+    counters: Counters | None = None,
+    claim_addresses: AddressClaims | None = None,
+) -> Stages:
+    """Run the stages over ``source``; every record read ends in ``log`` (and ``ledger``)."""
+    settings = ctx.settings
+    d = settings.dispatch
+    hook = settings.hook
+    counters = counters or Counters()
+    eligibility = Eligibility(settings.campaign.channels, dedup=claim_addresses is None)
+    admission = Admission(eligibility, claim_addresses=claim_addresses)
+    delivery = hook is not None and hook.mode == "DELIVERY"
+    stages = Stages(
+        run_id=ctx.run_id,
+        campaign_id=settings.campaign.id,
+        source=source,
+        admit=admission,
+        chunker=Chunker(d.chunk_size),
+        log=log,
+        counters=counters,
+        routes=_routes(settings, ctx.composers, ctx.senders),
+        transport=ctx.transport,
+        events=EventBuilder(
+            application_id=settings.project.application_id,
+            campaign_id=settings.campaign.id,
+            activity_id=ctx.run_id,
+            scheduled_time=ctx.started_at,
+            configurations=_treatments(settings),
+            legacy_message=delivery,
+        ),
+        policy=InvokePolicy(d.hook_deadline, d.hook_attempts, d.hook_attempt_timeout),
+        delivery_mode=delivery,
+        hook_concurrency=d.hook_concurrency,
+        send_concurrency=d.send_concurrency,
+        send_attempts=d.send_attempts,
+        ledger=ledger,
+        skip=skip,
+        eligibility_only=admission.replay,
+    )
+    with _collector_tuned():
+        async with anyio.create_task_group() as tg:
+            if progress:
+                tg.start_soon(show_progress, counters)
+            await run_stages(stages)
+            tg.cancel_scope.cancel()
+    log.flush()
+    if ledger is not None:
+        await ledger.flush()
+    return stages
+
+
+def _open_ledger(settings: Settings, out: Path, ledger: bool | Path) -> tuple[Ledger, str]:
+    configured = settings.ledger.get("path")
+    path = (
+        Path(ledger)
+        if not isinstance(ledger, bool)
+        else (Path(configured) if configured else out / LEDGER_FILE)
+    )
+    return SqliteLedger(path), str(path)
 
 
 async def dispatch(
@@ -225,11 +359,13 @@ async def dispatch(
 ) -> Summary:
     """Run one campaign send and return its summary.
 
-    ``segment`` overrides ``[segment] source``. ``ledger`` is True for the default
-    SQLite ledger in ``out_dir``, a path for another SQLite file, or False for none
-    (no resume, no caps). ``handlers`` maps hook function names to Python callables run
-    in process; ``senders`` maps ChannelTypes to ready-made senders. Configuration
-    problems raise ``ConfigError`` before any endpoint data is sent anywhere.
+    ``segment`` overrides ``[segment] source``. ``ledger`` is True for the SQLite ledger
+    (``[ledger] path``, default ``out_dir/ledger.sqlite``), a path for another SQLite
+    file, or False for none (no resume, retry or caps). ``resume`` finishes run
+    ``run_id``; ``retry`` re-dispatches its records whose latest status is in that set.
+    ``handlers`` maps hook function names to Python callables run in process;
+    ``senders`` maps ChannelTypes to ready-made senders. Configuration problems raise
+    ``ConfigError`` before any endpoint data is sent anywhere.
     """
     out = Path(out_dir)
     retry_statuses = sorted(set(retry)) if retry is not None else None
@@ -239,58 +375,55 @@ async def dispatch(
     if continuing and ledger is False:
         raise ConfigError("resume and retry need the ledger", key="--no-ledger")
     run_id = run_id or new_run_id()
-    d = settings.dispatch
     async with AsyncExitStack() as stack:
         book: Ledger | None = None
         prior: RunInfo | None = None
         if ledger is not False:
             _prepare_out_dir(out, settings.file)
-            path = out / LEDGER_FILE if ledger is True else Path(ledger)
-            book = SqliteLedger(path)
+            book, where = _open_ledger(settings, out, ledger)
             stack.push_async_callback(book.aclose)
             prior = await book.get_run(run_id)
             if continuing and prior is None:
-                raise ConfigError(f"run {run_id} is not in the ledger {path}", key="RUN_ID")
+                raise ConfigError(f"run {run_id} is not in the ledger {where}", key="RUN_ID")
             if not continuing and prior is not None:
                 raise ConfigError(f"run {run_id} already exists; use --resume", key="RUN_ID")
             if prior is not None and prior.campaign_id != settings.campaign.id:
                 raise ConfigError(
                     f"run {run_id} is campaign {prior.campaign_id!r}, the config is "
-                    f"{settings.campaign.id!r}", file=settings.file, key="campaign.Id")
+                    f"{settings.campaign.id!r}",
+                    file=settings.file,
+                    key="campaign.Id",
+                )
         source_spec = segment or settings.segment_source or (prior.segment if prior else None)
         if not source_spec:
-            raise ConfigError("no segment source: set [segment] source or pass --segment",
-                              file=settings.file, key="segment.source")
+            raise ConfigError(
+                "no segment source: set [segment] source or pass --segment",
+                file=settings.file,
+                key="segment.source",
+            )
         try:
             source = open_source(source_spec, settings.segment_format)
         except ConfigError as exc:
             key = "--segment" if segment else "segment.source"
             raise ConfigError(exc.message, file=settings.file, key=key) from None
-        composers = _composers(settings)
         started_at = prior.started_at if prior else now_iso()
-        clients = AwsClients(settings.project.region,
-                             max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10))
-        stack.push_async_callback(clients.aclose)
-        hook = settings.hook
-        transport = None
-        if hook is not None:
-            transport = create_transport(settings, hook, handlers=handlers, clients=clients)
-            stack.push_async_callback(transport.aclose)
-        _prepare_out_dir(out, settings.file)
-        ctx = SenderContext(
-            application_id=settings.project.application_id,
-            region=settings.project.region,
-            account_id=settings.project.account_id,
-            clients=clients,
-            out_dir=out,
+        ctx = await open_context(
+            settings,
+            stack,
             run_id=run_id,
-            config_file=settings.file,
-            concurrency=d.send_concurrency,
+            started_at=started_at,
+            out=out,
+            handlers=handlers,
+            senders=senders,
         )
-        by_channel = await _senders(settings, ctx, senders or {}, stack, started_at)
-        run = RunInfo(run_id=run_id, config=str(Path(settings.file).resolve()),
-                      segment=source.name, campaign_id=settings.campaign.id,
-                      application_id=settings.project.application_id, started_at=started_at)
+        run = RunInfo(
+            run_id=run_id,
+            config=str(Path(settings.file).resolve()),
+            segment=source.name,
+            campaign_id=settings.campaign.id,
+            application_id=settings.project.application_id,
+            started_at=started_at,
+        )
         if prior is not None:
             run.extra = prior.extra
         (out / RUN_FILE).write_bytes(orjson.dumps(
@@ -301,8 +434,12 @@ async def dispatch(
         if book is not None:
             await book.start_run(run)
             if continuing:
-                await _reconcile_outbox(book, run_id, settings.campaign.id,
-                                        {id(s): s for _, s in by_channel.values()}.values())
+                await _reconcile_outbox(
+                    book,
+                    run_id,
+                    settings.campaign.id,
+                    {id(s): s for _, s in ctx.senders.values()}.values(),
+                )
             if resume:
                 settled = await book.lines_with_status(run_id)
                 skip = settled.__contains__
@@ -314,47 +451,23 @@ async def dispatch(
         log = OutcomeLog(out / OUTCOMES_FILE, append=continuing)
         stack.callback(log.close)
         counters = Counters()
-        eligibility = Eligibility(settings.campaign.channels)
-        admission = Admission(eligibility)
-        stages = Stages(
-            run_id=run_id,
-            campaign_id=settings.campaign.id,
+        stages = await execute(
+            ctx,
             source=source,
-            admit=admission,
-            chunker=Chunker(d.chunk_size),
             log=log,
-            counters=counters,
-            routes=_routes(settings, composers, by_channel),
-            transport=transport,
-            events=EventBuilder(
-                application_id=settings.project.application_id,
-                campaign_id=settings.campaign.id,
-                activity_id=run_id,
-                scheduled_time=started_at,
-                configurations=_treatments(settings),
-                legacy_message=hook is not None and hook.mode == "DELIVERY",
-            ),
-            policy=InvokePolicy(d.hook_deadline, d.hook_attempts, d.hook_attempt_timeout),
-            delivery_mode=hook is not None and hook.mode == "DELIVERY",
-            hook_concurrency=d.hook_concurrency,
-            send_concurrency=d.send_concurrency,
-            send_attempts=d.send_attempts,
             ledger=book,
             skip=skip,
-            eligibility_only=admission.replay,
+            progress=progress,
+            counters=counters,
         )
-        with _collector_tuned():
-            async with anyio.create_task_group() as tg:
-                if progress:
-                    tg.start_soon(show_progress, counters)
-                await run_stages(stages)
-                tg.cancel_scope.cancel()
-        log.flush()
         hook_invocations = counters.hook_invocations + int(run.extra.get("hook_invocations", 0))
-        summary = Summary(run_id=run_id, hook_invocations=hook_invocations,
-                          started_at=started_at, ignored_hook_ids=stages.ignored_hook_ids)
+        summary = Summary(
+            run_id=run_id,
+            hook_invocations=hook_invocations,
+            started_at=started_at,
+            ignored_hook_ids=stages.ignored_hook_ids,
+        )
         if book is not None:
-            await book.flush()
             if continuing:
                 log.close()
                 await _rewrite_outcomes(book, run_id, out)
@@ -364,8 +477,9 @@ async def dispatch(
         summary.total = sum(summary.by_status.values())
         summary.finished_at = now_iso()
         if book is not None:
-            await book.finish_run(run_id, finished_at=summary.finished_at,
-                                  summary=summary.to_json())
+            await book.finish_run(
+                run_id, finished_at=summary.finished_at, summary=summary.to_json()
+            )
         write_summary(out, summary)
         return summary
 

@@ -111,9 +111,10 @@ def _is_attribute_map(value: object) -> bool:
 class Eligibility:
     """Decides, record by record and in segment order, what may go on to the hook."""
 
-    def __init__(self, supported_channels: Collection[str]) -> None:
+    def __init__(self, supported_channels: Collection[str], *, dedup: bool = True) -> None:
         self.supported = frozenset(supported_channels)
-        self.addresses = AddressSet()
+        # A fleet dedups through the shared ledger instead (Admission.claim_addresses).
+        self.addresses = AddressSet() if dedup else None
 
     def check(self, record: Record) -> Outcome | None:
         """Return the record's terminal outcome, or None if it may proceed."""
@@ -132,11 +133,18 @@ class Eligibility:
             return Outcome.of(
                 record, Status.UNSUPPORTED_CHANNEL, f"the campaign has no message for {ct}"
             )
-        if not self.addresses.add((ct, d["Address"].strip())):
-            return Outcome.of(
-                record, Status.DUPLICATE_ADDRESS, f"{ct} address already targeted in this run"
-            )
+        if self.addresses is not None and not self.addresses.add(address_key(d)):
+            return Outcome.of(record, Status.DUPLICATE_ADDRESS, duplicate_reason(ct))
         return None
+
+
+def address_key(definition: dict[str, Any]) -> tuple[str, str]:
+    """What makes two records the same destination: ChannelType and trimmed Address."""
+    return definition["ChannelType"], definition["Address"].strip()
+
+
+def duplicate_reason(channel: str) -> str:
+    return f"{channel} address already targeted in this run"
 
 
 class TreatmentAssigner(Protocol):
@@ -151,6 +159,9 @@ class QuietWindow(Protocol):
 
 CapCheck = Callable[[list[Record]], Awaitable[dict[str, Outcome]]]
 """Per-endpoint frequency caps for a batch: endpoint id -> DAILY_CAP / TOTAL_CAP outcome."""
+
+AddressClaims = Callable[[list[tuple[str, int]]], Awaitable[list[bool]]]
+"""Fleet duplicate detection: (address fingerprint, line) -> whether this line holds it."""
 
 
 class Admission:
@@ -168,12 +179,14 @@ class Admission:
         treatments: TreatmentAssigner | None = None,
         quiet: QuietWindow | None = None,
         caps: CapCheck | None = None,
+        claim_addresses: AddressClaims | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.eligibility = eligibility
         self.treatments = treatments
         self.quiet = quiet
         self.caps = caps
+        self.claim_addresses = claim_addresses
         self.clock = clock
 
     def replay(self, record: Record) -> None:
@@ -198,6 +211,16 @@ class Admission:
                 admitted.append(record)
             else:
                 settled.append(outcome)
+        if self.claim_addresses is not None and admitted:
+            held = await self.claim_addresses(
+                [("\x1f".join(address_key(r.definition or {})), r.line) for r in admitted]
+            )
+            settled.extend(
+                Outcome.of(r, Status.DUPLICATE_ADDRESS, duplicate_reason(r.channel_type or ""))
+                for r, ok in zip(admitted, held, strict=True)
+                if not ok
+            )
+            admitted = [r for r, ok in zip(admitted, held, strict=True) if ok]
         if self.caps is not None and admitted:
             capped = await self.caps(admitted)
             if capped:

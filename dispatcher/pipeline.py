@@ -21,15 +21,14 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from dispatcher.channels.base import Message, Sender, SendResult
-from dispatcher.chunking import Chunk, Chunker
-from dispatcher.eligibility import Eligibility
 from dispatcher.channels.ratelimit import Limiter
+from dispatcher.chunking import Chunk, Chunker
 from dispatcher.errors import HookError, SendError
 from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy, invoke_with_policy
 from dispatcher.hooks.result import filter_result
-from dispatcher.ledger import Claim, Ledger, LineSet, SendClaim
+from dispatcher.ledger import Claim, Ledger, SendClaim
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters
@@ -193,7 +192,9 @@ async def hook_worker(
         async for chunk in chunk_rx:
             records = chunk.records
             if s.expired():
-                await s.record([Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()])
+                await s.record(
+                    [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()]
+                )
                 continue
             if s.delivery_mode and s.ledger is not None:
                 # Legacy DELIVERY: invoking the function *is* the send, so claim first.
@@ -206,8 +207,10 @@ async def hook_worker(
                 )
                 if s.delivery_mode:
                     # The function delivered; its return value is unused.
-                    await s.record([Outcome.of(r, Status.SUCCESS) for r in records.values()],
-                                   sent=[(eid, s.campaign_id) for eid in records])
+                    await s.record(
+                        [Outcome.of(r, Status.SUCCESS) for r in records.values()],
+                        sent=[(eid, s.campaign_id) for eid in records],
+                    )
                     continue
                 accepted, ignored = filter_result(result, records)
             except HookError as exc:
@@ -243,7 +246,9 @@ async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> No
     async with batch_rx:
         async for batch in batch_rx:
             if s.expired():
-                await s.record([Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r, _ in batch.items])
+                await s.record(
+                    [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r, _ in batch.items]
+                )
                 continue
             by_route: dict[tuple[str, str], list[Message]] = {}
             for record, definition in batch.items:
@@ -307,9 +312,7 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
         pending = retry
 
 
-IN_DOUBT_REASON = (
-    "send in doubt: an earlier attempt of this run may have sent it; not re-sent"
-)
+IN_DOUBT_REASON = "send in doubt: an earlier attempt of this run may have sent it; not re-sent"
 EXPIRED_REASON = "not sent within the campaign's MaximumDuration"
 
 
@@ -329,8 +332,11 @@ async def _claim(s: Stages, sender_name: str, part: list[Message]) -> list[Messa
         elif answer is Claim.IN_DOUBT:
             settled.append(_outcome(m, Status.TEMPORARY_FAILURE, IN_DOUBT_REASON))
         else:
-            settled.append(_outcome(m, Status.INVALID,
-                                    "endpoint Id already used by another record of this segment"))
+            settled.append(
+                _outcome(
+                    m, Status.INVALID, "endpoint Id already used by another record of this segment"
+                )
+            )
     if settled:
         await s.record(settled)
     return granted

@@ -29,7 +29,9 @@ class Counters:
         )
 
 
-async def show_progress(counters: Counters, stream: TextIO | None = None, every: float = 0.5) -> None:
+async def show_progress(
+    counters: Counters, stream: TextIO | None = None, every: float = 0.5
+) -> None:
     """Redraw the progress line until cancelled; do nothing if ``stream`` is not a TTY."""
     stream = stream or sys.stderr
     if not stream.isatty():

@@ -146,11 +146,15 @@ def test_treatment_messages_inherit_or_replace_the_campaigns(tmp_path: Path) -> 
     assert t.message_for("2", "GCM") == {"Body": "C push"}  # DefaultMessage fallback
     assert t.message_for("1", "GCM") == s.campaign.message_configuration["GCMMessage"]
     assert t.campaign_for("2").custom_delivery == {
-        "DeliveryUri": "https://x.example", "EndpointTypes": ["SMS"]}
+        "DeliveryUri": "https://x.example",
+        "EndpointTypes": ["SMS"],
+    }
     assert t.campaign_for("0") is s.campaign
 
 
-def test_a_treatment_with_its_own_custom_delivery_needs_only_a_custom_message(tmp_path: Path) -> None:
+def test_a_treatment_with_its_own_custom_delivery_needs_only_a_custom_message(
+    tmp_path: Path,
+) -> None:
     s = make_settings(tmp_path, campaign={"AdditionalTreatments": [{
         "SizePercent": 50, "MessageConfiguration": {"CustomMessage": {"Data": "d"}},
         "CustomDeliveryConfiguration": {"DeliveryUri": "https://x.example",
@@ -163,20 +167,35 @@ def test_a_treatment_with_its_own_custom_delivery_needs_only_a_custom_message(tm
 @pytest.mark.parametrize(
     ("treatments", "key", "words"),
     [
-        ([{"SizePercent": 50}, {"SizePercent": 41}], "campaign.AdditionalTreatments[1].SizePercent",
-         "is 101, over 100"),
+        (
+            [{"SizePercent": 50}, {"SizePercent": 41}],
+            "campaign.AdditionalTreatments[1].SizePercent",
+            "is 101, over 100",
+        ),
         ([{"SizePercent": 5}] * 5, "campaign.AdditionalTreatments", "at most 4"),
         ([{"TreatmentName": "x"}], "campaign.AdditionalTreatments[0].SizePercent", "is required"),
         ([{"SizePercent": True}], "campaign.AdditionalTreatments[0].SizePercent", "is required"),
-        ([{"SizePercent": 10, "Sizepercent": 1}], "campaign.AdditionalTreatments[0].Sizepercent",
-         "unknown key"),
+        (
+            [{"SizePercent": 10, "Sizepercent": 1}],
+            "campaign.AdditionalTreatments[0].Sizepercent",
+            "unknown key",
+        ),
         (["half"], "campaign.AdditionalTreatments[0]", "expected a table"),
-        ([{"SizePercent": 10, "MessageConfiguration": SMS_B}],
-         "campaign.AdditionalTreatments[0].MessageConfiguration", "no message for EMAIL, GCM"),
-        ([{"SizePercent": 10, "MessageConfiguration": {"SmsMessage": {"Body": "x"}}}],
-         "campaign.AdditionalTreatments[0].MessageConfiguration.SmsMessage", "unknown"),
-        ([{"SizePercent": 10, "TemplateConfiguration": {"SMSTemplate": {"Name": "t"}}}],
-         "campaign.AdditionalTreatments[0].TemplateConfiguration", "not supported"),
+        (
+            [{"SizePercent": 10, "MessageConfiguration": SMS_B}],
+            "campaign.AdditionalTreatments[0].MessageConfiguration",
+            "no message for EMAIL, GCM",
+        ),
+        (
+            [{"SizePercent": 10, "MessageConfiguration": {"SmsMessage": {"Body": "x"}}}],
+            "campaign.AdditionalTreatments[0].MessageConfiguration.SmsMessage",
+            "unknown",
+        ),
+        (
+            [{"SizePercent": 10, "TemplateConfiguration": {"SMSTemplate": {"Name": "t"}}}],
+            "campaign.AdditionalTreatments[0].TemplateConfiguration",
+            "not supported",
+        ),
     ],
 )
 def test_bad_treatments_are_config_errors_naming_the_key(
@@ -318,7 +337,9 @@ def test_campaign_quiet_time_overrides_the_project_default(tmp_path: Path) -> No
     project = {"ApplicationId": "app-1", "Region": "us-east-1",
                "QuietTime": {"Start": "21:00", "End": "08:00"}}  # fmt: skip
     campaign_qt = make_settings(
-        tmp_path, project=project, campaign={"Schedule": {"QuietTime": {"Start": "23:00", "End": "06:00"}}}
+        tmp_path,
+        project=project,
+        campaign={"Schedule": {"QuietTime": {"Start": "23:00", "End": "06:00"}}},
     )
     assert repr(QuietTime.from_settings(campaign_qt)) == "QuietTime(23:00-06:00)"
     inherits = make_settings(tmp_path, project=project, campaign={"Schedule": {"QuietTime": {}}})
@@ -328,7 +349,9 @@ def test_campaign_quiet_time_overrides_the_project_default(tmp_path: Path) -> No
 
 
 def test_a_bad_campaign_quiet_time_is_a_config_error(tmp_path: Path) -> None:
-    s = make_settings(tmp_path, campaign={"Schedule": {"QuietTime": {"Start": "10pm", "End": "07:00"}}})
+    s = make_settings(
+        tmp_path, campaign={"Schedule": {"QuietTime": {"Start": "10pm", "End": "07:00"}}}
+    )
     with pytest.raises(ConfigError) as info:
         QuietTime.from_settings(s)
     assert info.value.key == "campaign.Schedule.QuietTime.Start"

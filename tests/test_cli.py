@@ -29,16 +29,24 @@ def test_example_campaign_runs_and_accounts_for_every_record(tmp_path: Path) -> 
     assert summary["Total"] == len(segment) == len(outcomes)
     assert sum(summary["ByStatus"].values()) == summary["Total"]
     assert sorted(o["Line"] for o in outcomes) == list(range(1, len(segment) + 1))
-    assert set(summary) >= {"RunId", "Total", "ByStatus", "HookInvocations", "StartedAt",
-                            "FinishedAt"}
+    assert set(summary) >= {
+        "RunId",
+        "Total",
+        "ByStatus",
+        "HookInvocations",
+        "StartedAt",
+        "FinishedAt",
+    }
     assert summary["HookInvocations"] >= 1
     assert f"RunId {summary['RunId']}" in result.stdout
     sent = [json.loads(x) for x in (tmp_path / "outbox.jsonl").read_text().splitlines()]
     assert len(sent) == summary["ByStatus"]["SUCCESS"]
     sms = next(m for m in sent if m["ChannelType"] == "SMS")
     assert set(sms) >= {"EndpointId", "ChannelType", "Address", "Title", "Body"}
-    assert "your score is 6" in sms["Body"] or "your score is 7" in sms["Body"] or (
-        "your score is 8" in sms["Body"]
+    assert (
+        "your score is 6" in sms["Body"]
+        or "your score is 7" in sms["Body"]
+        or ("your score is 8" in sms["Body"])
     )
 
 
@@ -64,15 +72,28 @@ source = "seg.jsonl"
     ("extra", "message"),
     [
         ("[campaign.Hook]\nMode = 'SEND'\n", "campaign.Hook.Mode: must be FILTER or DELIVERY"),
-        ("[dispatch]\nhook_concurency = 3\n", "dispatch.hook_concurency: unknown key (did you mean 'hook_concurrency'?)"),
+        (
+            "[dispatch]\nhook_concurency = 3\n",
+            "dispatch.hook_concurency: unknown key (did you mean 'hook_concurrency'?)",
+        ),
         ("[dispatch]\nhook_concurrency = 0\n", "dispatch.hook_concurrency: must be > 0"),
-        ("[campaign.Limits]\nMessagesPerSecond = 50000\n", "campaign.Limits.MessagesPerSecond: must be between 1 and 20000"),
-        ("[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'nope_missing_module:handler'\n",
-         "functions.h.python: hook module 'nope_missing_module' not found"),
-        ("[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'missing.py:handler'\n",
-         "functions.h.python: hook file"),
+        (
+            "[campaign.Limits]\nMessagesPerSecond = 50000\n",
+            "campaign.Limits.MessagesPerSecond: must be between 1 and 20000",
+        ),
+        (
+            "[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'nope_missing_module:handler'\n",
+            "functions.h.python: hook module 'nope_missing_module' not found",
+        ),
+        (
+            "[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'missing.py:handler'\n",
+            "functions.h.python: hook file",
+        ),
         ("[channels.EMAIL]\nsender = 'pigeon'\n", "channels.EMAIL.sender: unknown sender 'pigeon'"),
-        ("[campaign.MessageConfiguration.EmailMessage]\nTitle = '{{#x}}'\n", "campaign.MessageConfiguration.EMAIL.Title: invalid template"),
+        (
+            "[campaign.MessageConfiguration.EmailMessage]\nTitle = '{{#x}}'\n",
+            "campaign.MessageConfiguration.EMAIL.Title: invalid template",
+        ),
     ],
 )
 def test_bad_config_exits_2_with_one_line_naming_file_and_key(
@@ -105,8 +126,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def test_hook_module_that_raises_at_import_is_a_config_error(tmp_path: Path) -> None:
     write(tmp_path / "seg.jsonl", '{"Id": "a", "ChannelType": "SMS", "Address": "+1"}\n')
     write(tmp_path / "h.py", "raise RuntimeError('no DB configured')\n")
-    cfg = write(tmp_path / "c.toml", CONFIG + "[campaign.Hook]\nLambdaFunctionName = 'h'\n"
-                "[functions.h]\npython = 'h.py:handler'\n")
+    cfg = write(
+        tmp_path / "c.toml",
+        CONFIG + "[campaign.Hook]\nLambdaFunctionName = 'h'\n"
+        "[functions.h]\npython = 'h.py:handler'\n",
+    )
     result = dispatcher("run", str(cfg), "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert "RuntimeError: no DB configured" in result.stderr and "Traceback" not in result.stderr
@@ -115,8 +139,16 @@ def test_hook_module_that_raises_at_import_is_a_config_error(tmp_path: Path) -> 
 def test_csv_segment_via_flag(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", CONFIG)
     seg = write(tmp_path / "people.txt", "Id,ChannelType,Address\na,SMS,+1\nb,SMS\n")
-    result = dispatcher("run", str(cfg), "--segment", str(seg), "--segment-format", "csv",
-                        "--out", str(tmp_path / "o"))
+    result = dispatcher(
+        "run",
+        str(cfg),
+        "--segment",
+        str(seg),
+        "--segment-format",
+        "csv",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["ByStatus"] == {"SUCCESS": 1, "INVALID": 1}

@@ -123,24 +123,37 @@ def test_status_and_retry_of_failures(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text(CONFIG)
     out = tmp_path / "out"
-    first = subprocess.run([sys.executable, "-m", "dispatcher", "run", str(cfg), "--out", str(out),
-                            "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "run", str(cfg), "--out", str(out), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert first.returncode == 0, first.stderr
     run_id = first.stdout.split()[1]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ByStatus"] == {"HOOK_FAILURE": 50, "SUCCESS": 70}
 
-    status = subprocess.run([sys.executable, "-m", "dispatcher", "status", run_id, "--out",
-                             str(out), "--json"], cwd=ROOT, capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "status", run_id, "--out", str(out), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["Settled"] == n and report["ByStatus"]["HOOK_FAILURE"] == 50
     assert report["State"] == "FINISHED"
 
     flag.write_text("ok")
-    retry = subprocess.run([sys.executable, "-m", "dispatcher", "retry", run_id, "--out",
-                            str(out), "--quiet"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=120)
+    retry = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "retry", run_id, "--out", str(out), "--quiet"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert retry.returncode == 0, retry.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ByStatus"] == {"SUCCESS": n}
@@ -151,8 +164,12 @@ def test_status_and_retry_of_failures(tmp_path: Path) -> None:
 
 
 def test_status_of_unknown_run_is_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "dispatcher", "status", "nope", "--out",
-                             str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "status", "nope", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "no ledger" in result.stderr
 
 
@@ -183,8 +200,12 @@ def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: i
     rng = random.Random(seed)
     n = 1500
     write_jsonl(tmp_path / "seg.jsonl", [endpoint(i, "SMS") for i in range(1, n + 1)])
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     with ServerProcess("sms") as server:
         server.set_faults(delay=0.02)  # every call takes 20 ms: kills land mid-request
         cfg = tmp_path / "c.toml"

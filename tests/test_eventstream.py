@@ -139,7 +139,9 @@ async def test_publisher_writes_json_lines_in_batches_and_on_close(tmp_path: Pat
     await stream.publish([(outcome(1), definition(1)), (outcome(2), definition(2))])
     assert path.read_bytes() == b""  # buffered
     unreadable = Outcome(3, None, Status.INVALID, "bad JSON")
-    await stream.publish([(unreadable, None), (outcome(4, channel="EMAIL"), definition(4, "EMAIL"))])
+    await stream.publish(
+        [(unreadable, None), (outcome(4, channel="EMAIL"), definition(4, "EMAIL"))]
+    )
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [r["client"]["client_id"] for r in lines] == ["ep-1", "ep-2", "ep-4"]
     assert lines[2]["attributes"]["delivery_type"] == "CUSTOM"
@@ -165,22 +167,49 @@ async def test_publisher_flushes_when_the_oldest_record_is_stale(tmp_path: Path)
     ("table", "key", "words"),
     [
         ({}, "event_stream.DestinationStreamArn", "give DestinationStreamArn"),
-        ({"path": "e.jsonl", "DestinationStreamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s"},
-         "event_stream.path", "not both"),
+        (
+            {
+                "path": "e.jsonl",
+                "DestinationStreamArn": "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+            },
+            "event_stream.path",
+            "not both",
+        ),
         ({"Path": "e.jsonl"}, "event_stream.Path", "unknown key"),
         ({"path": 5}, "event_stream.path", "expected a string"),
-        ({"DestinationStreamArn": "arn:aws:kinesis:us-east-1:123456789012:deliverystream/s"},
-         "event_stream.DestinationStreamArn", "expected arn:aws:firehose"),
-        ({"DestinationStreamArn": "arn:aws:firehose:us-east-1:1234:deliverystream/s"},
-         "event_stream.DestinationStreamArn", "expected arn:aws:firehose"),
-        ({"DestinationStreamArn": "arn:aws:sqs:us-east-1:123456789012:queue"},
-         "event_stream.DestinationStreamArn", "expected"),
-        ({"DestinationStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/" + "n" * 65},
-         "event_stream.DestinationStreamArn", "at most 64"),
-        ({"path": "e.jsonl", "endpoint_url": "http://x"}, "event_stream.endpoint_url", "only applies"),
+        (
+            {"DestinationStreamArn": "arn:aws:kinesis:us-east-1:123456789012:deliverystream/s"},
+            "event_stream.DestinationStreamArn",
+            "expected arn:aws:firehose",
+        ),
+        (
+            {"DestinationStreamArn": "arn:aws:firehose:us-east-1:1234:deliverystream/s"},
+            "event_stream.DestinationStreamArn",
+            "expected arn:aws:firehose",
+        ),
+        (
+            {"DestinationStreamArn": "arn:aws:sqs:us-east-1:123456789012:queue"},
+            "event_stream.DestinationStreamArn",
+            "expected",
+        ),
+        (
+            {
+                "DestinationStreamArn": "arn:aws:firehose:us-east-1:123456789012:deliverystream/"
+                + "n" * 65
+            },
+            "event_stream.DestinationStreamArn",
+            "at most 64",
+        ),
+        (
+            {"path": "e.jsonl", "endpoint_url": "http://x"},
+            "event_stream.endpoint_url",
+            "only applies",
+        ),
     ],
 )
-def test_bad_event_stream_tables_are_config_errors(table: dict[str, Any], key: str, words: str) -> None:
+def test_bad_event_stream_tables_are_config_errors(
+    table: dict[str, Any], key: str, words: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         create_sink(table, clients=AwsClients(REGION), out_dir=Path("."), file="c.toml")
     assert (info.value.file, info.value.key) == ("c.toml", key)
@@ -290,7 +319,9 @@ async def test_firehose_delivers_json_lines_in_calls_of_at_most_500(
     lines = b"".join(objects).split(b"\n")
     assert lines[-1] == b""  # every record ends with a newline
     records = [orjson.loads(x) for x in lines[:-1]]
-    assert sorted(r["client"]["client_id"] for r in records) == sorted(f"ep-{i}" for i in range(1200))
+    assert sorted(r["client"]["client_id"] for r in records) == sorted(
+        f"ep-{i}" for i in range(1200)
+    )
     statuses = {r["attributes"]["campaign_send_status"] for r in records}
     assert statuses == {"SUCCESS", "QUIET_TIME", "FAILURE"}
     assert (sink.written, sink.lost) == (1200, 0)
@@ -299,7 +330,9 @@ async def test_firehose_delivers_json_lines_in_calls_of_at_most_500(
 @pytest.mark.anyio
 async def test_firehose_calls_stay_under_4_mib(moto: MotoServer, clients: AwsClients) -> None:
     arn = make_delivery_stream(moto)
-    sink = FirehoseSink(clients, arn=arn, region=REGION, name="pinpoint-events", endpoint_url=moto.url)
+    sink = FirehoseSink(
+        clients, arn=arn, region=REGION, name="pinpoint-events", endpoint_url=moto.url
+    )
     records = [to_record(o, d, timestamp_ms=1, **IDS) for o, d in published(300, pad=30_000)]
     await sink.write(records)
     objects = s3_objects(moto)
@@ -309,7 +342,9 @@ async def test_firehose_calls_stay_under_4_mib(moto: MotoServer, clients: AwsCli
 
 
 @pytest.mark.anyio
-async def test_a_missing_delivery_stream_is_a_config_error(moto: MotoServer, clients: AwsClients) -> None:
+async def test_a_missing_delivery_stream_is_a_config_error(
+    moto: MotoServer, clients: AwsClients
+) -> None:
     sink = create_sink(
         {"DestinationStreamArn": f"arn:aws:firehose:{REGION}:{ACCOUNT}:deliverystream/nope",
          "endpoint_url": moto.url}, clients=clients, out_dir=Path("."), file="c.toml",
@@ -393,7 +428,11 @@ class StreamServer(WireServer):
         results = []
         for i, record in enumerate(body["Records"]):
             if i in fault:
-                code = "ServiceUnavailableException" if firehose else "ProvisionedThroughputExceededException"
+                code = (
+                    "ServiceUnavailableException"
+                    if firehose
+                    else "ProvisionedThroughputExceededException"
+                )
                 results.append({"ErrorCode": code, "ErrorMessage": "injected"})
             else:
                 self.accepted.append(base64.b64decode(record["Data"]))
@@ -401,7 +440,9 @@ class StreamServer(WireServer):
                                else {"SequenceNumber": str(i), "ShardId": "shardId-0"})  # fmt: skip
         failed = sum(1 for r in results if "ErrorCode" in r)
         if firehose:
-            return self.json({"FailedPutCount": failed, "Encrypted": False, "RequestResponses": results})
+            return self.json(
+                {"FailedPutCount": failed, "Encrypted": False, "RequestResponses": results}
+            )
         return self.json({"FailedRecordCount": failed, "Records": results})
 
 
@@ -454,7 +495,9 @@ async def test_records_failing_every_attempt_are_counted_lost(
 
 
 @pytest.mark.anyio
-async def test_transient_call_errors_are_retried(streams: StreamServer, clients: AwsClients) -> None:
+async def test_transient_call_errors_are_retried(
+    streams: StreamServer, clients: AwsClients
+) -> None:
     sink = fast_sink("firehose", clients, streams.url)
     streams.plan = [(500, "InternalFailure"), (400, "ServiceUnavailableException"), set()]
     await sink.write([to_record(o, d, timestamp_ms=1, **IDS) for o, d in published(4)])
@@ -476,7 +519,9 @@ async def test_a_refused_call_raises_event_stream_error(
 
 
 @pytest.mark.anyio
-async def test_oversized_records_are_lost_not_sent(streams: StreamServer, clients: AwsClients) -> None:
+async def test_oversized_records_are_lost_not_sent(
+    streams: StreamServer, clients: AwsClients
+) -> None:
     sink = fast_sink("kinesis", clients, streams.url)
     records = [to_record(o, d, timestamp_ms=1, **IDS) for o, d in published(3)]
     big = to_record(outcome(9), definition(9, pad=1024 * 1024), timestamp_ms=1, **IDS)

@@ -118,7 +118,14 @@ def write(tmp_path: Path, name: str, data: Any) -> Path:
 
 def test_get_campaign_output_becomes_a_campaign_table(tmp_path: Path) -> None:
     table = campaign_table(write(tmp_path, "campaign.json", GET_CAMPAIGN))
-    for read_only in ("Arn", "CreationDate", "LastModifiedDate", "State", "DefaultState", "Version"):
+    for read_only in (
+        "Arn",
+        "CreationDate",
+        "LastModifiedDate",
+        "State",
+        "DefaultState",
+        "Version",
+    ):
         assert read_only not in table
     assert "TemplateConfiguration" not in table and "tags" not in table  # empty objects
     assert table["Limits"] == {"Daily": 3, "MaximumDuration": 3600, "MessagesPerSecond": 100,
@@ -161,10 +168,12 @@ def test_a_full_run_config_from_toml_plus_both_json_files(tmp_path: Path) -> Non
     assert settings.project.region == "us-east-1"
     assert settings.campaign.id == CAMPAIGN_ID and settings.campaign.name == "Spring promo A/B"
     assert settings.hook == CampaignHook(
-        "arn:aws:lambda:us-east-1:123456789012:function:segment-filter", None, "FILTER")
+        "arn:aws:lambda:us-east-1:123456789012:function:segment-filter", None, "FILTER"
+    )
     assert settings.project.campaign_hook == CampaignHook("default-filter", None, "FILTER")
     assert effective_limits(settings.campaign.limits, settings.project.limits) == Limits(
-        daily=3, total=5, session=None, messages_per_second=100, maximum_duration=3600)
+        daily=3, total=5, session=None, messages_per_second=100, maximum_duration=3600
+    )
     assert repr(QuietTime.from_settings(settings)) == "QuietTime(22:00-07:00)"
     t = Treatments.from_settings(settings)
     assert t.holdout_percent == 10
@@ -184,7 +193,10 @@ def test_merge_tables_application_id_from_toml_then_settings_then_campaign(tmp_p
     both = merge_tables(base, campaign=campaign, settings=settings)
     assert both["project"]["ApplicationId"] == "from-settings"
     toml = {"project": {"Region": "us-east-1", "ApplicationId": "from-toml"}}
-    assert merge_tables(toml, campaign=campaign, settings=settings)["project"]["ApplicationId"] == "from-toml"
+    assert (
+        merge_tables(toml, campaign=campaign, settings=settings)["project"]["ApplicationId"]
+        == "from-toml"
+    )
     assert base == {"project": {"Region": "us-east-1"}}  # the input is not modified
 
 
@@ -202,12 +214,14 @@ def test_custom_delivery_campaign_keeps_its_configuration(tmp_path: Path) -> Non
     data = copy.deepcopy(GET_CAMPAIGN)
     response = data["CampaignResponse"]
     del response["AdditionalTreatments"], response["HoldoutPercent"]
-    response["MessageConfiguration"] = {"CustomMessage": {"Data": "{\"offer\": 42}"}}
+    response["MessageConfiguration"] = {"CustomMessage": {"Data": '{"offer": 42}'}}
     response["CustomDeliveryConfiguration"] = {
-        "DeliveryUri": "https://hooks.example.com/pinpoint", "EndpointTypes": ["EMAIL", "SMS"]}
+        "DeliveryUri": "https://hooks.example.com/pinpoint",
+        "EndpointTypes": ["EMAIL", "SMS"],
+    }
     table = campaign_table(write(tmp_path, "custom.json", data))
     assert table["CustomDeliveryConfiguration"] == response["CustomDeliveryConfiguration"]
-    assert table["MessageConfiguration"] == {"CustomMessage": {"Data": "{\"offer\": 42}"}}
+    assert table["MessageConfiguration"] == {"CustomMessage": {"Data": '{"offer": 42}'}}
 
 
 def mutated(path: list[Any], value: Any) -> dict[str, Any]:
@@ -222,19 +236,37 @@ def mutated(path: list[Any], value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "key", "words"),
     [
-        (mutated(["CampaignResponse", "Limits", "Daily"], 500), "CampaignResponse.Limits.Daily",
-         "between 0 and 100"),
-        (mutated(["CampaignResponse", "AdditionalTreatments", 1, "SizePercent"], 70),
-         "CampaignResponse.AdditionalTreatments[1].SizePercent", "over 100"),
-        (mutated(["CampaignResponse", "Schedule", "QuietTime", "Start"], "10pm"),
-         "CampaignResponse.Schedule.QuietTime.Start", "HH:MM"),
-        (mutated(["CampaignResponse", "Hook", "Mode"], "DELIVER"), "CampaignResponse.Hook.Mode",
-         "FILTER or DELIVERY"),
-        (mutated(["CampaignResponse", "Journey"], {"x": 1}), "CampaignResponse.Journey",
-         "unknown campaign field"),
-        (mutated(["CampaignResponse", "MessageConfiguration", "SmsMessage"], {"Body": "x"}),
-         "CampaignResponse.MessageConfiguration.SmsMessage", "unknown key"),
-        ({"CampaignsResponse": {"Item": []}}, None, "expected {\"CampaignResponse\""),
+        (
+            mutated(["CampaignResponse", "Limits", "Daily"], 500),
+            "CampaignResponse.Limits.Daily",
+            "between 0 and 100",
+        ),
+        (
+            mutated(["CampaignResponse", "AdditionalTreatments", 1, "SizePercent"], 70),
+            "CampaignResponse.AdditionalTreatments[1].SizePercent",
+            "over 100",
+        ),
+        (
+            mutated(["CampaignResponse", "Schedule", "QuietTime", "Start"], "10pm"),
+            "CampaignResponse.Schedule.QuietTime.Start",
+            "HH:MM",
+        ),
+        (
+            mutated(["CampaignResponse", "Hook", "Mode"], "DELIVER"),
+            "CampaignResponse.Hook.Mode",
+            "FILTER or DELIVERY",
+        ),
+        (
+            mutated(["CampaignResponse", "Journey"], {"x": 1}),
+            "CampaignResponse.Journey",
+            "unknown campaign field",
+        ),
+        (
+            mutated(["CampaignResponse", "MessageConfiguration", "SmsMessage"], {"Body": "x"}),
+            "CampaignResponse.MessageConfiguration.SmsMessage",
+            "unknown key",
+        ),
+        ({"CampaignsResponse": {"Item": []}}, None, 'expected {"CampaignResponse"'),
         ({"CampaignResponse": []}, "CampaignResponse", "expected an object"),
     ],
 )
@@ -252,13 +284,22 @@ def test_campaign_errors_name_the_json_file_and_key(
 @pytest.mark.parametrize(
     ("content", "key", "words"),
     [
-        ("{\"ApplicationSettingsResource\": ", None, "invalid JSON"),
-        ({"ApplicationSettingsResource": {"Limits": {"MessagesPerSecond": 30000}}},
-         "ApplicationSettingsResource.Limits.MessagesPerSecond", "between 1 and 20000"),
-        ({"ApplicationSettingsResource": {"QuietTime": {"Start": "21:00", "End": "25:00"}}},
-         "ApplicationSettingsResource.QuietTime.End", "HH:MM"),
-        ({"ApplicationSettingsResource": {"Quiet": {}}}, "ApplicationSettingsResource.Quiet",
-         "unknown application settings field"),
+        ('{"ApplicationSettingsResource": ', None, "invalid JSON"),
+        (
+            {"ApplicationSettingsResource": {"Limits": {"MessagesPerSecond": 30000}}},
+            "ApplicationSettingsResource.Limits.MessagesPerSecond",
+            "between 1 and 20000",
+        ),
+        (
+            {"ApplicationSettingsResource": {"QuietTime": {"Start": "21:00", "End": "25:00"}}},
+            "ApplicationSettingsResource.QuietTime.End",
+            "HH:MM",
+        ),
+        (
+            {"ApplicationSettingsResource": {"Quiet": {}}},
+            "ApplicationSettingsResource.Quiet",
+            "unknown application settings field",
+        ),
         ({"Limits": {"Daily": "3"}}, "Limits.Daily", "expected an integer"),
     ],
 )

@@ -41,11 +41,14 @@ async def test_spy_hook_parallelism_and_event_size(tmp_path: Path) -> None:
         state["now"] -= 1
         return event["Endpoints"]
 
-    settings = make_settings(
-        tmp_path, campaign=with_hook("spy"), dispatch={"hook_concurrency": 4}
+    settings = make_settings(tmp_path, campaign=with_hook("spy"), dispatch={"hook_concurrency": 4})
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "out",
+        handlers={"spy": spy},
+        progress=False,
     )
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "out",
-                             handlers={"spy": spy}, progress=False)
     assert state["max"] == 4  # reached and never exceeded
     assert max(state["sizes"]) == 50
     assert sum(state["sizes"]) == 1237
@@ -65,8 +68,13 @@ async def test_sync_hook_runs_off_the_event_loop(tmp_path: Path) -> None:
 
     settings = make_settings(tmp_path, campaign=with_hook("b"), dispatch={"hook_concurrency": 2})
     main = threading.get_ident()
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"b": blocking}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"b": blocking},
+        progress=False,
+    )
     assert main not in loop_threads
     assert summary.by_status == {"SUCCESS": 100}
 
@@ -84,11 +92,17 @@ async def test_hook_sleeping_past_the_deadline_fails_its_chunk(tmp_path: Path) -
 
     # The attempt may use the whole deadline, so the deadline is what ends it.
     settings = make_settings(
-        tmp_path, campaign=with_hook("slow"),
+        tmp_path,
+        campaign=with_hook("slow"),
         dispatch={"hook_deadline": 0.5, "hook_attempt_timeout": 10},
     )
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"slow": slow}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"slow": slow},
+        progress=False,
+    )
     outcomes = outcomes_by_id(tmp_path / "o")
     assert summary.by_status == {"HOOK_FAILURE": 50, "SUCCESS": 10}
     assert "timed out" in outcomes["ep-1"]["Reason"]
@@ -107,11 +121,17 @@ async def test_a_timed_out_attempt_is_retried(tmp_path: Path) -> None:
         return event["Endpoints"]
 
     settings = make_settings(
-        tmp_path, campaign=with_hook("h"),
+        tmp_path,
+        campaign=with_hook("h"),
         dispatch={"hook_deadline": 15, "hook_attempt_timeout": 0.2},
     )
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"h": hangs_once}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"h": hangs_once},
+        progress=False,
+    )
     assert len(calls) == 2
     assert summary.by_status == {"SUCCESS": 3}
 
@@ -127,8 +147,13 @@ async def test_hook_failing_twice_then_succeeding_uses_three_attempts(tmp_path: 
         return event["Endpoints"]
 
     settings = make_settings(tmp_path, campaign=with_hook("f"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"f": flaky}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"f": flaky},
+        progress=False,
+    )
     assert len(attempts) == 3
     assert summary.hook_invocations == 3
     assert summary.by_status == {"SUCCESS": 10}
@@ -146,8 +171,13 @@ async def test_hook_failing_three_times_fails_the_chunk_and_the_run_goes_on(tmp_
         return event["Endpoints"]
 
     settings = make_settings(tmp_path, campaign=with_hook("h"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"h": broken_first_chunk}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"h": broken_first_chunk},
+        progress=False,
+    )
     assert attempts["ep-1"] == 3 and attempts["ep-51"] == 1
     assert summary.by_status == {"HOOK_FAILURE": 50, "SUCCESS": 25}
     assert summary.hook_invocations == 4
@@ -176,8 +206,13 @@ async def test_garbage_return_fails_the_chunk_without_retry(
         return event if returned == "EVENT" else returned
 
     settings = make_settings(tmp_path, campaign=with_hook("g"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"g": garbage}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"g": garbage},
+        progress=False,
+    )
     assert len(calls) == 1
     assert summary.by_status == {"HOOK_FAILURE": 3}
     assert message in outcomes_by_id(tmp_path / "o")["ep-2"]["Reason"]
@@ -197,8 +232,9 @@ async def test_filter_enrich_and_ignore_added_ids(tmp_path: Path) -> None:
         return kept
 
     settings = make_settings(tmp_path, campaign=with_hook("h"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"h": hook}, progress=False)
+    summary = await dispatch(
+        settings, segment=str(segment), out_dir=tmp_path / "o", handlers={"h": hook}, progress=False
+    )
     assert summary.by_status == {"FILTERED": 5, "SUCCESS": 5}
     assert summary.ignored_hook_ids == 1
     sent = {m["EndpointId"]: m for m in read_jsonl(tmp_path / "o" / "outbox.jsonl")}
@@ -211,8 +247,13 @@ async def test_filter_enrich_and_ignore_added_ids(tmp_path: Path) -> None:
 async def test_empty_map_filters_everything(tmp_path: Path) -> None:
     segment = write_jsonl(tmp_path / "seg.jsonl", (endpoint(i) for i in range(1, 8)))
     settings = make_settings(tmp_path, campaign=with_hook("h"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"h": lambda e, c: {}}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"h": lambda e, c: {}},
+        progress=False,
+    )
     assert summary.by_status == {"FILTERED": 7}
     assert not (tmp_path / "o" / "outbox.jsonl").read_text()
 
@@ -232,8 +273,9 @@ async def test_overrides_honoured_for_sms_and_push_never_email(tmp_path: Path) -
         return event["Endpoints"]
 
     settings = make_settings(tmp_path, campaign=with_hook("h"))
-    await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                   handlers={"h": hook}, progress=False)
+    await dispatch(
+        settings, segment=str(segment), out_dir=tmp_path / "o", handlers={"h": hook}, progress=False
+    )
     sent = {m["EndpointId"]: m for m in read_jsonl(tmp_path / "o" / "outbox.jsonl")}
     assert sent["ep-1"]["Body"] == "new body"
     assert sent["ep-3"]["Title"] == "new title" and sent["ep-3"]["Body"] == "new body"
@@ -259,8 +301,7 @@ async def test_eligibility_statuses_and_one_outcome_per_record(tmp_path: Path) -
     ]
     segment = write_jsonl(tmp_path / "seg.jsonl", records)
     settings = make_settings(tmp_path)
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             progress=False)
+    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o", progress=False)
     outcomes = read_jsonl(tmp_path / "o" / "outcomes.jsonl")
     by_line = {o["Line"]: o for o in outcomes}
     assert len(outcomes) == len(records) == summary.total
@@ -276,8 +317,9 @@ async def test_eligibility_statuses_and_one_outcome_per_record(tmp_path: Path) -
 
 async def test_no_hook_sends_to_every_eligible_endpoint(tmp_path: Path) -> None:
     segment = write_jsonl(tmp_path / "seg.jsonl", (endpoint(i, "EMAIL") for i in range(1, 121)))
-    summary = await dispatch(make_settings(tmp_path), segment=str(segment),
-                             out_dir=tmp_path / "o", progress=False)
+    summary = await dispatch(
+        make_settings(tmp_path), segment=str(segment), out_dir=tmp_path / "o", progress=False
+    )
     assert summary.by_status == {"SUCCESS": 120}
     assert summary.hook_invocations == 0
 
@@ -291,8 +333,13 @@ async def test_delivery_mode_counts_a_successful_invocation_as_sent(tmp_path: Pa
         return {"statusCode": 200, "body": "ok"}
 
     settings = make_settings(tmp_path, campaign=with_hook("d", mode="DELIVERY"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"d": deliver}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"d": deliver},
+        progress=False,
+    )
     assert summary.by_status == {"SUCCESS": 5}
     assert seen[0]["Message"] == seen[0]["MessageConfiguration"]
     assert not (tmp_path / "o" / "outbox.jsonl").read_text()
@@ -308,11 +355,23 @@ async def test_event_payload_has_the_seed_shape(tmp_path: Path) -> None:
         return event["Endpoints"]
 
     settings = make_settings(tmp_path, campaign=with_hook("c"))
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             handlers={"c": capture}, progress=False)
+    summary = await dispatch(
+        settings,
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        handlers={"c": capture},
+        progress=False,
+    )
     (event,) = events
-    assert set(event) == {"MessageConfiguration", "ApplicationId", "CampaignId", "TreatmentId",
-                          "ActivityId", "ScheduledTime", "Endpoints"}
+    assert set(event) == {
+        "MessageConfiguration",
+        "ApplicationId",
+        "CampaignId",
+        "TreatmentId",
+        "ActivityId",
+        "ScheduledTime",
+        "Endpoints",
+    }
     assert event["ApplicationId"] == "app-1" and event["CampaignId"] == "camp-1"
     assert event["TreatmentId"] == "0" and event["ActivityId"] == summary.run_id
     assert event["ScheduledTime"].endswith("Z")
@@ -353,8 +412,13 @@ async def test_send_retries_only_provably_unsent_messages(tmp_path: Path) -> Non
         "ep-4": [SendResult(Status.PERMANENT_FAILURE, "ValidationException: bad number")],
     }
     sender = FlakySender(script)
-    summary = await dispatch(make_settings(tmp_path), segment=str(segment),
-                             out_dir=tmp_path / "o", senders={"SMS": sender}, progress=False)
+    summary = await dispatch(
+        make_settings(tmp_path),
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        senders={"SMS": sender},
+        progress=False,
+    )
     outcomes = outcomes_by_id(tmp_path / "o")
     assert {k: v["Status"] for k, v in outcomes.items()} == {
         "ep-1": "SUCCESS", "ep-2": "THROTTLED", "ep-3": "TEMPORARY_FAILURE",
@@ -377,8 +441,13 @@ async def test_a_sender_that_raises_fails_its_messages_not_the_run(tmp_path: Pat
         async def aclose(self) -> None:
             return None
 
-    summary = await dispatch(make_settings(tmp_path), segment=str(segment),
-                             out_dir=tmp_path / "o", senders={"SMS": Broken()}, progress=False)
+    summary = await dispatch(
+        make_settings(tmp_path),
+        segment=str(segment),
+        out_dir=tmp_path / "o",
+        senders={"SMS": Broken()},
+        progress=False,
+    )
     outcomes = outcomes_by_id(tmp_path / "o")
     assert outcomes["ep-1"]["Status"] == "TEMPORARY_FAILURE"
     assert "OSError: disk full" in outcomes["ep-1"]["Reason"]

@@ -55,7 +55,9 @@ def test_single_campaign_statement() -> None:
 
 def test_seed_example_statement_with_empty_service_principal() -> None:
     seed = {
-        "Sid": "sid", "Effect": "Allow", "Principal": {"Service": ""},
+        "Sid": "sid",
+        "Effect": "Allow",
+        "Principal": {"Service": ""},
         "Action": "lambda:InvokeFunction",
         "Resource": "{arn:aws:lambda:us-east-1:account-id:function:function-name}",
         "Condition": {
@@ -68,18 +70,21 @@ def test_seed_example_statement_with_empty_service_principal() -> None:
     assert not p.allows(OTHER_APP, ACCOUNT)
 
 
-@pytest.mark.parametrize("pattern,allowed", [
-    (f"{PINPOINT}:apps/app-1/campaigns/*", {ARN, OTHER_CAMPAIGN}),
-    ("arn:aws:mobiletargeting:*:111122223333:apps/*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),
-    (f"{PINPOINT}:apps/app-?/campaigns/camp-1", {ARN, OTHER_APP}),
-    ("arn:aws:mobiletargeting:us-east-1:*:apps/app-1/campaigns/camp-?", {ARN, OTHER_CAMPAIGN}),
-    ("arn:aws:mobiletargeting:us-east-1:111122223333:apps/app-1/campaigns/camp-1*", {ARN}),
-    ("arn:aws:mobiletargeting:us-west-2:111122223333:apps/*", set()),
-    ("arn:aws:mobiletargeting:us-east-1:111122223333:apps/app-1", set()),
-    ("arn:aws:mobiletargeting:*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),  # last part: the rest
-    ("arn:aws:sns:*", set()),
-    ("*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),
-])
+@pytest.mark.parametrize(
+    "pattern,allowed",
+    [
+        (f"{PINPOINT}:apps/app-1/campaigns/*", {ARN, OTHER_CAMPAIGN}),
+        ("arn:aws:mobiletargeting:*:111122223333:apps/*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),
+        (f"{PINPOINT}:apps/app-?/campaigns/camp-1", {ARN, OTHER_APP}),
+        ("arn:aws:mobiletargeting:us-east-1:*:apps/app-1/campaigns/camp-?", {ARN, OTHER_CAMPAIGN}),
+        ("arn:aws:mobiletargeting:us-east-1:111122223333:apps/app-1/campaigns/camp-1*", {ARN}),
+        ("arn:aws:mobiletargeting:us-west-2:111122223333:apps/*", set()),
+        ("arn:aws:mobiletargeting:us-east-1:111122223333:apps/app-1", set()),
+        ("arn:aws:mobiletargeting:*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),  # last part: the rest
+        ("arn:aws:sns:*", set()),
+        ("*", {ARN, OTHER_CAMPAIGN, OTHER_APP}),
+    ],
+)
 def test_arn_like_wildcards(pattern: str, allowed: set[str]) -> None:
     p = policy(statement(Condition={"ArnLike": {"AWS:SourceArn": pattern}}))
     for arn in (ARN, OTHER_CAMPAIGN, OTHER_APP):
@@ -110,8 +115,9 @@ def test_negated_operator_holds_only_for_both_forms() -> None:
     slash = f"arn:aws:mobiletargeting:us-east-1:{ACCOUNT}:/apps/app-1/*"
     p = policy(
         statement(Sid="allow-all", Condition={"StringEquals": {"AWS:SourceAccount": ACCOUNT}}),
-        statement(Sid="only-app-1", Effect="Deny",
-                  Condition={"ArnNotLike": {"AWS:SourceArn": slash}}),
+        statement(
+            Sid="only-app-1", Effect="Deny", Condition={"ArnNotLike": {"AWS:SourceArn": slash}}
+        ),
     )
     assert p.allows(ARN, ACCOUNT)
     assert not p.allows(OTHER_APP, ACCOUNT)
@@ -120,16 +126,26 @@ def test_negated_operator_holds_only_for_both_forms() -> None:
 
 
 def test_explicit_deny_wins() -> None:
-    allow_project = statement(Sid="project", Condition={
-        "ArnLike": {"AWS:SourceArn": f"arn:aws:mobiletargeting:us-east-1:{ACCOUNT}:apps/app-1/*"}})
-    deny_one = statement(Sid="not-camp-2", Effect="Deny", Condition={
-        "ArnEquals": {"AWS:SourceArn": OTHER_CAMPAIGN}})
+    allow_project = statement(
+        Sid="project",
+        Condition={
+            "ArnLike": {
+                "AWS:SourceArn": f"arn:aws:mobiletargeting:us-east-1:{ACCOUNT}:apps/app-1/*"
+            }
+        },
+    )
+    deny_one = statement(
+        Sid="not-camp-2", Effect="Deny", Condition={"ArnEquals": {"AWS:SourceArn": OTHER_CAMPAIGN}}
+    )
     for p in (policy(allow_project, deny_one), policy(deny_one, allow_project)):
         assert p.allows(ARN, ACCOUNT)
         assert not p.allows(OTHER_CAMPAIGN, ACCOUNT)
         assert "explicitly denied" in p.evaluate(OTHER_CAMPAIGN, ACCOUNT).reason
-    deny_slash = statement(Sid="deny-slash", Effect="Deny", Condition={"ArnLike": {
-        "AWS:SourceArn": f"{PINPOINT}:/apps/app-1/campaigns/camp-1"}})
+    deny_slash = statement(
+        Sid="deny-slash",
+        Effect="Deny",
+        Condition={"ArnLike": {"AWS:SourceArn": f"{PINPOINT}:/apps/app-1/campaigns/camp-1"}},
+    )
     assert not policy(allow_project, deny_slash).allows(ARN, ACCOUNT)
 
 
@@ -139,42 +155,55 @@ def test_no_statement_means_implicit_deny() -> None:
     assert p.evaluate(ARN, ACCOUNT).reason == "no statement allows it"
 
 
-@pytest.mark.parametrize("principal,matches", [
-    ({"Service": "pinpoint.amazonaws.com"}, True),
-    ({"Service": "pinpoint.eu-west-1.amazonaws.com"}, True),
-    ({"Service": ["sns.amazonaws.com", "PINPOINT.us-east-1.amazonaws.com"]}, True),
-    ({"Service": ""}, True),
-    ("*", True),
-    ({"AWS": "*"}, True),
-    ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, False),
-    ({"AWS": ACCOUNT}, False),
-    ({"Service": "sns.amazonaws.com"}, False),
-    ({"Service": "evil-pinpoint.amazonaws.com"}, False),
-    ({"Federated": "cognito-identity.amazonaws.com"}, False),
-])
+@pytest.mark.parametrize(
+    "principal,matches",
+    [
+        ({"Service": "pinpoint.amazonaws.com"}, True),
+        ({"Service": "pinpoint.eu-west-1.amazonaws.com"}, True),
+        ({"Service": ["sns.amazonaws.com", "PINPOINT.us-east-1.amazonaws.com"]}, True),
+        ({"Service": ""}, True),
+        ("*", True),
+        ({"AWS": "*"}, True),
+        ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, False),
+        ({"AWS": ACCOUNT}, False),
+        ({"Service": "sns.amazonaws.com"}, False),
+        ({"Service": "evil-pinpoint.amazonaws.com"}, False),
+        ({"Federated": "cognito-identity.amazonaws.com"}, False),
+    ],
+)
 def test_principals(principal: Any, matches: bool) -> None:
     assert policy(statement(Principal=principal)).allows(ARN, ACCOUNT) is matches
 
 
 def test_not_principal_deny() -> None:
-    p = policy(statement(Principal="*", Condition=None),
-               statement(Sid="d", Effect="Deny", Principal=None,
-                         NotPrincipal={"Service": "pinpoint.amazonaws.com"}, Condition=None))
+    p = policy(
+        statement(Principal="*", Condition=None),
+        statement(
+            Sid="d",
+            Effect="Deny",
+            Principal=None,
+            NotPrincipal={"Service": "pinpoint.amazonaws.com"},
+            Condition=None,
+        ),
+    )
     assert p.allows(ARN, ACCOUNT)  # Pinpoint is the exception to the deny
 
 
-@pytest.mark.parametrize("action,matches", [
-    ("lambda:InvokeFunction", True),
-    ("LAMBDA:invokefunction", True),
-    ("lambda:*", True),
-    ("*", True),
-    ("lambda:Invoke*", True),
-    (["lambda:GetFunction", "lambda:InvokeFunction"], True),
-    ("lambda:InvokeAsync", False),
-    ("lambda:GetFunction", False),
-    ("s3:*", False),
-    ("lambda:InvokeFunctionUrl", False),
-])
+@pytest.mark.parametrize(
+    "action,matches",
+    [
+        ("lambda:InvokeFunction", True),
+        ("LAMBDA:invokefunction", True),
+        ("lambda:*", True),
+        ("*", True),
+        ("lambda:Invoke*", True),
+        (["lambda:GetFunction", "lambda:InvokeFunction"], True),
+        ("lambda:InvokeAsync", False),
+        ("lambda:GetFunction", False),
+        ("s3:*", False),
+        ("lambda:InvokeFunctionUrl", False),
+    ],
+)
 def test_actions(action: Any, matches: bool) -> None:
     assert policy(statement(Action=action)).allows(ARN, ACCOUNT) is matches
 
@@ -203,8 +232,10 @@ def test_condition_operator_variants() -> None:
     assert not allows({"ArnNotLike": {"AWS:SourceArn": "arn:aws:mobiletargeting:*:*:apps/*"}})
 
 
-@pytest.mark.parametrize("form", ["document", "single-statement", "bare", "get-policy",
-                                  "add-permission", "statement-object"])
+@pytest.mark.parametrize(
+    "form",
+    ["document", "single-statement", "bare", "get-policy", "add-permission", "statement-object"],
+)
 def test_every_printed_form_loads(tmp_path: Path, form: str) -> None:
     stmt = statement()
     doc = {"Version": "2012-10-17", "Id": "default", "Statement": [stmt]}
@@ -223,17 +254,23 @@ def test_every_printed_form_loads(tmp_path: Path, form: str) -> None:
     assert p.allows(ARN, ACCOUNT) and not p.allows(OTHER_APP, ACCOUNT)
 
 
-@pytest.mark.parametrize("content,message", [
-    ("{not json", "invalid JSON"),
-    ("[1, 2]", "a statement must be an object"),
-    ('{"Version": "2012-10-17"}', "needs a Statement"),
-    ('{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "*"}]}', "Effect"),
-    ('{"Statement": [{"Effect": "Allow", "Action": "*"}]}', "Principal"),
-    ('{"Statement": [{"Effect": "Allow", "Principal": "*"}]}', "Action"),
-    ('{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*",'
-     ' "Condition": {"StringMaybe": {"aws:SourceArn": "x"}}}]}', "unknown condition operator"),
-    ('{"Policy": "{oops"}', "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("{not json", "invalid JSON"),
+        ("[1, 2]", "a statement must be an object"),
+        ('{"Version": "2012-10-17"}', "needs a Statement"),
+        ('{"Statement": [{"Effect": "Maybe", "Principal": "*", "Action": "*"}]}', "Effect"),
+        ('{"Statement": [{"Effect": "Allow", "Action": "*"}]}', "Principal"),
+        ('{"Statement": [{"Effect": "Allow", "Principal": "*"}]}', "Action"),
+        (
+            '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*",'
+            ' "Condition": {"StringMaybe": {"aws:SourceArn": "x"}}}]}',
+            "unknown condition operator",
+        ),
+        ('{"Policy": "{oops"}', "invalid JSON"),
+    ],
+)
 def test_invalid_policies_name_the_file(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
@@ -252,10 +289,16 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 def test_add_permission_creates_appends_and_refuses_duplicates(tmp_path: Path) -> None:
     path = tmp_path / "policies" / "credit.json"
     project = f"arn:aws:mobiletargeting:us-east-1:{ACCOUNT}:apps/app-1/campaigns/*"
-    out = add_permission(path, function_name="credit", statement_id="pinpoint-app-1",
-                         action="lambda:InvokeFunction",
-                         principal="pinpoint.us-east-1.amazonaws.com",
-                         source_account=ACCOUNT, source_arn=project, account=ACCOUNT)
+    out = add_permission(
+        path,
+        function_name="credit",
+        statement_id="pinpoint-app-1",
+        action="lambda:InvokeFunction",
+        principal="pinpoint.us-east-1.amazonaws.com",
+        source_account=ACCOUNT,
+        source_arn=project,
+        account=ACCOUNT,
+    )
     first = json.loads(out["Statement"])
     assert first == {
         "Sid": "pinpoint-app-1",
@@ -263,33 +306,56 @@ def test_add_permission_creates_appends_and_refuses_duplicates(tmp_path: Path) -
         "Principal": {"Service": "pinpoint.us-east-1.amazonaws.com"},
         "Action": "lambda:InvokeFunction",
         "Resource": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:credit",
-        "Condition": {"StringEquals": {"AWS:SourceAccount": ACCOUNT},
-                      "ArnLike": {"AWS:SourceArn": project}},
+        "Condition": {
+            "StringEquals": {"AWS:SourceAccount": ACCOUNT},
+            "ArnLike": {"AWS:SourceArn": project},
+        },
     }
     doc = json.loads(path.read_text())
     assert doc == {"Version": "2012-10-17", "Id": "default", "Statement": [first]}
     assert load_policy(path).allows(ARN, ACCOUNT)
     assert not load_policy(path).allows(OTHER_APP, ACCOUNT)
 
-    out = add_permission(path, function_name="credit", statement_id="pinpoint-app-2",
-                         action="lambda:InvokeFunction", principal="pinpoint.amazonaws.com",
-                         source_arn=OTHER_APP, account=ACCOUNT)
+    out = add_permission(
+        path,
+        function_name="credit",
+        statement_id="pinpoint-app-2",
+        action="lambda:InvokeFunction",
+        principal="pinpoint.amazonaws.com",
+        source_arn=OTHER_APP,
+        account=ACCOUNT,
+    )
     assert [s["Sid"] for s in json.loads(path.read_text())["Statement"]] == [
-        "pinpoint-app-1", "pinpoint-app-2"]
+        "pinpoint-app-1",
+        "pinpoint-app-2",
+    ]
     assert load_policy(path).allows(OTHER_APP, ACCOUNT)
 
     before = path.read_text()
-    with pytest.raises(ConfigError, match=r"ResourceConflictException: The statement id \(sid\) "
-                                          "provided already exists"):
-        add_permission(path, function_name="credit", statement_id="pinpoint-app-1",
-                       action="lambda:InvokeFunction", principal="pinpoint.amazonaws.com")
+    with pytest.raises(
+        ConfigError,
+        match=r"ResourceConflictException: The statement id \(sid\) "
+        "provided already exists",
+    ):
+        add_permission(
+            path,
+            function_name="credit",
+            statement_id="pinpoint-app-1",
+            action="lambda:InvokeFunction",
+            principal="pinpoint.amazonaws.com",
+        )
     assert path.read_text() == before
 
 
 def test_add_permission_principal_forms_and_validation(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
-    out = add_permission(path, function_name=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:f",
-                         statement_id="acct", action="lambda:*", principal=ACCOUNT)
+    out = add_permission(
+        path,
+        function_name=f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:f",
+        statement_id="acct",
+        action="lambda:*",
+        principal=ACCOUNT,
+    )
     stmt = json.loads(out["Statement"])
     assert stmt["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     assert stmt["Resource"] == f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:f"
@@ -302,8 +368,11 @@ def test_add_permission_principal_forms_and_validation(tmp_path: Path) -> None:
         {"source_arn": "not-an-arn"},
     ]:
         kwargs: dict[str, Any] = {
-            "function_name": "f", "statement_id": "ok", "action": "lambda:InvokeFunction",
-            "principal": "pinpoint.amazonaws.com", **bad,
+            "function_name": "f",
+            "statement_id": "ok",
+            "action": "lambda:InvokeFunction",
+            "principal": "pinpoint.amazonaws.com",
+            **bad,
         }
         with pytest.raises(ConfigError, match="InvalidParameterValueException"):
             add_permission(path, **kwargs)
@@ -313,9 +382,14 @@ def test_add_permission_to_an_existing_get_policy_file(tmp_path: Path) -> None:
     path = tmp_path / "p.json"
     doc = {"Version": "2012-10-17", "Id": "default", "Statement": [statement()]}
     path.write_text(json.dumps({"Policy": json.dumps(doc), "RevisionId": "r"}))
-    add_permission(path, function_name="credit", statement_id="second",
-                   action="lambda:InvokeFunction", principal="pinpoint.amazonaws.com",
-                   source_arn=OTHER_APP)
+    add_permission(
+        path,
+        function_name="credit",
+        statement_id="second",
+        action="lambda:InvokeFunction",
+        principal="pinpoint.amazonaws.com",
+        source_arn=OTHER_APP,
+    )
     rewritten = json.loads(path.read_text())
     assert [s["Sid"] for s in rewritten["Statement"]] == ["sid", "second"]
     assert rewritten["Version"] == "2012-10-17"

@@ -24,8 +24,10 @@ ENDPOINT = {
         ("Hi {{User.UserAttributes.FirstName}}", "Hi Ana"),
         ("{{Attributes.Interests}}", "Science, Music"),
         ("[{{Attributes.Missing}}][{{Nope.Deeper.Still}}]", "[][]"),
-        ("{{Demographic.Platform}}/{{Location.City}}/{{Metrics.visits}}/{{Metrics.ratio}}",
-         "ios/Seattle/3/0.5"),
+        (
+            "{{Demographic.Platform}}/{{Location.City}}/{{Metrics.visits}}/{{Metrics.ratio}}",
+            "ios/Seattle/3/0.5",
+        ),
         ("{{Address}} {{ChannelType}} {{Id}} {{User.UserId}}", "+12065550100 SMS ep-9 u-1"),
         ("{{Attributes.Html}}", "<b>&</b>"),
         ("{{#Attributes.Interests}}<{{.}}>{{/Attributes.Interests}}", "<Science><Music>"),
@@ -37,8 +39,9 @@ def test_text_rendering(source: str, expected: str) -> None:
 
 
 def test_html_escapes_values_but_triple_braces_are_raw() -> None:
-    t = Template("<p>{{Attributes.Html}}|{{{Attributes.Html}}}|{{Attributes.Interests}}</p>",
-                 html_mode=True)
+    t = Template(
+        "<p>{{Attributes.Html}}|{{{Attributes.Html}}}|{{Attributes.Interests}}</p>", html_mode=True
+    )
     assert t.render(ENDPOINT, {}) == "<p>&lt;b&gt;&amp;&lt;/b&gt;|<b>&</b>|Science, Music</p>"
 
 

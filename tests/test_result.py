@@ -20,8 +20,12 @@ def test_accepts_a_subset_and_counts_unknown_ids() -> None:
 
 
 def test_numbers_in_attribute_lists_become_strings() -> None:
-    result = {"a": {"Attributes": {"CreditScore": [712, 1.5, True, None], "One": 3},
-                    "User": {"UserAttributes": {"Age": [40]}}}}
+    result = {
+        "a": {
+            "Attributes": {"CreditScore": [712, 1.5, True, None], "One": 3},
+            "User": {"UserAttributes": {"Age": [40]}},
+        }
+    }
     accepted, _ = filter_result(result, IDS)
     assert accepted["a"]["Attributes"] == {"CreditScore": ["712", "1.5", "true"], "One": ["3"]}
     assert accepted["a"]["User"]["UserAttributes"] == {"Age": ["40"]}
@@ -46,9 +50,12 @@ def test_rejects_anything_but_the_endpoints_map(value: Any, message: str) -> Non
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "b", "x", "Attributes", "User", "Endpoints"]), inner,
-                      max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "x", "Attributes", "User", "Endpoints"]), inner, max_size=4
+        )
+    ),
     max_leaves=12,
 )
 

@@ -36,7 +36,7 @@ def test_jsonl_records_errors_and_line_numbers(tmp_path: Path) -> None:
         b"[1]\n"
         b'{"Id": "b", "Address": \n'
         b'{"Id": "\xff\xfe", "ChannelType": "SMS"}\n'
-        b'   \n'
+        b"   \n"
         b'{"Id": "c"}'
     )
     records = read_all(p)
@@ -108,7 +108,9 @@ def test_csv_invalid_utf8_row_does_not_end_the_file(tmp_path: Path) -> None:
     p.write_bytes(b"Id,ChannelType,Address\na,SMS,+1\nb,SMS,\xff\xfe\nc,SMS,+3\n")
     records = read_all(p)
     assert [(r.endpoint_id, r.error) for r in records] == [
-        ("a", None), (None, "row is not valid UTF-8"), ("c", None)
+        ("a", None),
+        (None, "row is not valid UTF-8"),
+        ("c", None),
     ]
 
 
@@ -119,7 +121,9 @@ def test_open_source_errors(tmp_path: Path) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 lines = st.one_of(
@@ -131,7 +135,9 @@ lines = st.one_of(
 
 
 @given(st.lists(lines, max_size=30))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_jsonl_property_one_record_per_nonblank_line(tmp_path: Path, content: list[str]) -> None:
     p = tmp_path / "prop.jsonl"
     p.write_text("\n".join(content), encoding="utf-8")
@@ -151,7 +157,9 @@ cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6
 
 
 @given(st.lists(st.lists(cells, min_size=1, max_size=5), max_size=15))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_csv_property_every_row_is_one_record(tmp_path: Path, rows: list[list[str]]) -> None:
     import csv
 

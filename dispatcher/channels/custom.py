@@ -84,20 +84,26 @@ class CustomSender:
             return SendResult.ok()  # it ran and returned; its return value is not used
         except HookAttemptError as exc:
             if exc.throttled:
-                return SendResult(Status.THROTTLED, f"{name}: {exc.reason}", retryable=True,
-                                  retry_after=exc.retry_after)
+                return SendResult(
+                    Status.THROTTLED,
+                    f"{name}: {exc.reason}",
+                    retryable=True,
+                    retry_after=exc.retry_after,
+                )
             if not exc.retryable:
                 return SendResult(Status.PERMANENT_FAILURE, f"{name}: {exc.reason}")
-            return SendResult(Status.TEMPORARY_FAILURE,
-                              f"{name}: {exc.reason}; not retried, it may have delivered")
+            return SendResult(
+                Status.TEMPORARY_FAILURE,
+                f"{name}: {exc.reason}; not retried, it may have delivered",
+            )
         except HookError as exc:
             return SendResult(Status.TEMPORARY_FAILURE, f"{name}: {exc.reason}")
         except TimeoutError:
-            return SendResult(Status.TEMPORARY_FAILURE,
-                              f"{name}: no answer within {self.timeout:g} s; not retried, it "
-                              "may have delivered")
+            return SendResult(
+                Status.TEMPORARY_FAILURE,
+                f"{name}: no answer within {self.timeout:g} s; not retried, it may have delivered",
+            )
         return SendResult.ok()
 
     async def aclose(self) -> None:
         await self.transport.aclose()
-

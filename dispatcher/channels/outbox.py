@@ -80,11 +80,12 @@ class OutboxSender:
         self._file.close()
 
 
-
-
 def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> OutboxSender:
     """One outbox file per output directory, shared by every channel that uses it."""
     for key in options:
-        raise ConfigError("the outbox sender takes no options", file=ctx.config_file,
-                          key=f"channels.{channel}.{key}")
+        raise ConfigError(
+            "the outbox sender takes no options",
+            file=ctx.config_file,
+            key=f"channels.{channel}.{key}",
+        )
     return OutboxSender(Path(ctx.out_dir) / FILE_NAME, ctx.run_id)

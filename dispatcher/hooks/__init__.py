@@ -41,14 +41,18 @@ def _secret(settings: Settings, table: Mapping[str, Any], key: str) -> str | Non
     if env:
         value = os.environ.get(env)
         if value is None:
-            raise ConfigError(f"environment variable {env!r} is not set", file=settings.file,
-                              key=f"{key}.secret_env")
+            raise ConfigError(
+                f"environment variable {env!r} is not set",
+                file=settings.file,
+                key=f"{key}.secret_env",
+            )
         return value
     return table.get("secret")
 
 
-def _webhook(settings: Settings, name: str, url: str, table: Mapping[str, Any], key: str,
-             concurrency: int) -> HookTransport:
+def _webhook(
+    settings: Settings, name: str, url: str, table: Mapping[str, Any], key: str, concurrency: int
+) -> HookTransport:
     from dispatcher.hooks.webhook import WebhookTransport
 
     try:
@@ -75,8 +79,9 @@ def create_transport(
     """Build the transport for ``hook``; raises ConfigError / PolicyDenied before any call."""
     concurrency = settings.dispatch.hook_concurrency
     if hook.web_url:
-        return _webhook(settings, hook.web_url, hook.web_url, settings.webhook, "webhook",
-                        concurrency)
+        return _webhook(
+            settings, hook.web_url, hook.web_url, settings.webhook, "webhook", concurrency
+        )
     name = hook.lambda_function_name or ""
     if handlers and name in handlers:
         return PythonTransport(name, handlers[name], concurrency=concurrency)
@@ -96,8 +101,9 @@ def create_transport(
         ref = parse_function_name(name, settings.project.region)
     except ConfigError as exc:
         hook_key = "campaign.Hook" if settings.campaign.hook is hook else "project.CampaignHook"
-        raise ConfigError(exc.message, file=settings.file,
-                          key=f"{hook_key}.LambdaFunctionName") from None
+        raise ConfigError(
+            exc.message, file=settings.file, key=f"{hook_key}.LambdaFunctionName"
+        ) from None
     return LambdaTransport(  # type: ignore[no-any-return]
         ref,
         clients=clients,

@@ -30,8 +30,10 @@ def _push(message: Mapping[str, Any]) -> dict[str, Any]:
             except orjson.JSONDecodeError:
                 data = None
             if isinstance(data, dict):
-                out["Data"] = {k: v if isinstance(v, str) else orjson.dumps(v).decode()
-                               for k, v in data.items()}
+                out["Data"] = {
+                    k: v if isinstance(v, str) else orjson.dumps(v).decode()
+                    for k, v in data.items()
+                }
             continue
         out[_PUSH_RENAMES.get(key, key)] = value
     return out

@@ -118,4 +118,3 @@ async def invoke_with_policy(
             retryable=False,
             function=transport.name,
         ) from exc
-

@@ -101,16 +101,24 @@ class Ledger(Protocol):
 
     async def get_run(self, run_id: str) -> RunInfo | None: ...
 
-    async def finish_run(self, run_id: str, *, finished_at: str, summary: dict[str, Any]) -> None: ...
+    async def finish_run(
+        self, run_id: str, *, finished_at: str, summary: dict[str, Any]
+    ) -> None: ...
 
-    async def lines_with_status(self, run_id: str, statuses: Iterable[str] | None = None) -> LineSet:
+    async def lines_with_status(
+        self, run_id: str, statuses: Iterable[str] | None = None
+    ) -> LineSet:
         """Lines with a recorded outcome (``statuses`` narrows to those)."""
 
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
         """Durably claim endpoints before sending them; one answer per claim, in order."""
 
     async def record(
-        self, run_id: str, outcomes: Sequence[Outcome], *, release: Iterable[str] = (),
+        self,
+        run_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        release: Iterable[str] = (),
         sent: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Record terminal outcomes; release claims of provably unsent endpoint ids;

@@ -92,11 +92,15 @@ class SqliteLedger:
         run.extra["hook_invocations"] = summary.get("HookInvocations", 0)
         info = orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
         with self._tx():
-            self._db.execute("UPDATE runs SET info = ?, summary = ? WHERE run_id = ?",
-                             (info, orjson.dumps(summary), run_id))
+            self._db.execute(
+                "UPDATE runs SET info = ?, summary = ? WHERE run_id = ?",
+                (info, orjson.dumps(summary), run_id),
+            )
 
     # -- outcomes and claims -------------------------------------------------------------
-    async def lines_with_status(self, run_id: str, statuses: Iterable[str] | None = None) -> LineSet:
+    async def lines_with_status(
+        self, run_id: str, statuses: Iterable[str] | None = None
+    ) -> LineSet:
         await self.flush()
         lines = LineSet()
         if statuses is None:

@@ -20,14 +20,13 @@ UTF-8 BOM is dropped at the start of every object, and every CSV object has a he
 
 from __future__ import annotations
 
-import codecs
 import csv
 import re
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import anyio
@@ -38,6 +37,12 @@ from botocore.exceptions import (
     IncompleteReadError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, SegmentError
@@ -46,6 +51,8 @@ from dispatcher.segments import BATCH_SIZE, FORMATS, detect_format
 from dispatcher.segments._io import GZIP_MAGIC
 from dispatcher.segments.csv import Setter, column_setter, parse_row
 from dispatcher.segments.jsonl import BOM, parse_line
+
+T = TypeVar("T")
 
 CHUNK_SIZE = 1 << 20
 """Bytes asked of the HTTP body per read, and the most inflated bytes made at once."""
@@ -80,7 +87,7 @@ _REASONS = {
     "InvalidAccessKeyId": "the access key is not valid",
     "SignatureDoesNotMatch": "the request signature does not match (check the secret key)",
     "ExpiredToken": "the credentials have expired",
-    "PreconditionFailed": "the object changed since it was listed (its ETag differs)",
+    "PreconditionFailed": "the object has changed since it was listed: its ETag differs",
     "InvalidRange": "the byte range is past the end of the object",
     "PermanentRedirect": "the bucket is in another region",
 }
@@ -133,6 +140,26 @@ async def backoff(failures: int) -> None:
     await anyio.sleep(RETRY_DELAY * 2 ** (failures - 1))
 
 
+S3_ERRORS: tuple[type[BaseException], ...] = (
+    ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError
+)
+"""What an S3 call can raise: callers map these to the dispatcher's own errors."""
+
+
+async def retrying(operation: Callable[..., Awaitable[T]], /, **kwargs: Any) -> T:
+    """``await operation(**kwargs)``, transient errors retried with jittered backoff
+    (``STREAM_ATTEMPTS`` attempts in all); the last error is re-raised as it is."""
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(STREAM_ATTEMPTS),
+        wait=wait_random_exponential(multiplier=RETRY_DELAY, max=5.0),
+        reraise=True,
+    ):
+        with attempt:
+            return await operation(**kwargs)
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
 # -- listing -------------------------------------------------------------------------------
 
 
@@ -158,17 +185,12 @@ def is_data_key(key: str) -> bool:
     return not base.startswith(("_", "."))
 
 
-async def _call(url: str, operation: Any, **kwargs: Any) -> Any:
+async def _call(url: str, operation: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
     """One S3 call with the transient errors retried; others become ``SegmentError``."""
-    failures = 0
-    while True:
-        try:
-            return await operation(**kwargs)
-        except (ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
-            failures += 1
-            if not is_transient(exc) or failures >= STREAM_ATTEMPTS:
-                raise SegmentError(describe_s3_error(url, exc)) from exc
-        await backoff(failures)
+    try:
+        return await retrying(operation, **kwargs)
+    except S3_ERRORS as exc:
+        raise SegmentError(describe_s3_error(url, exc)) from exc
 
 
 async def _list_prefix(s3: Any, bucket: str, prefix: str) -> list[S3Object]:
@@ -200,11 +222,11 @@ async def list_objects(url: str, clients: AwsClients) -> list[S3Object]:
     s3 = await clients.client("s3")
     if key and not key.endswith("/"):
         try:
-            head = await s3.head_object(Bucket=bucket, Key=key)
+            head = await retrying(s3.head_object, Bucket=bucket, Key=key)
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                 raise SegmentError(describe_s3_error(url, exc)) from exc
-        except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
+        except S3_ERRORS as exc:
             raise SegmentError(describe_s3_error(url, exc)) from exc
         else:
             return [S3Object(bucket, key, int(head["ContentLength"]), head.get("ETag", ""))]

@@ -18,20 +18,27 @@ pytestmark = pytest.mark.anyio
 
 def settings_for(tmp_path: Path, moto_url: str, sms_url: str, push_url: str, **extra: Any):
     data: dict[str, Any] = {
-        "project": {"ApplicationId": "app-e2e", "Region": "us-east-1",
-                    "AccountId": "111122223333"},
+        "project": {"ApplicationId": "app-e2e", "Region": "us-east-1", "AccountId": "111122223333"},
         "campaign": {
             "Id": "mixed",
             "Hook": {"LambdaFunctionName": "score"},
             "MessageConfiguration": {
-                "EmailMessage": {"Title": "Hi {{User.UserAttributes.FirstName}}",
-                                 "Body": "Score {{Attributes.Score}}",
-                                 "HtmlBody": "<b>{{Attributes.Score}}</b>",
-                                 "FromAddress": "offers@example.com"},
-                "SMSMessage": {"Body": "Score {{Attributes.Score}}", "MessageType": "PROMOTIONAL",
-                               "OriginationNumber": "+12065550000"},
-                "GCMMessage": {"Title": "T{{Attributes.Score}}", "Body": "B {{Id}}",
-                               "Action": "OPEN_APP"},
+                "EmailMessage": {
+                    "Title": "Hi {{User.UserAttributes.FirstName}}",
+                    "Body": "Score {{Attributes.Score}}",
+                    "HtmlBody": "<b>{{Attributes.Score}}</b>",
+                    "FromAddress": "offers@example.com",
+                },
+                "SMSMessage": {
+                    "Body": "Score {{Attributes.Score}}",
+                    "MessageType": "PROMOTIONAL",
+                    "OriginationNumber": "+12065550000",
+                },
+                "GCMMessage": {
+                    "Title": "T{{Attributes.Score}}",
+                    "Body": "B {{Id}}",
+                    "Action": "OPEN_APP",
+                },
             },
         },
         "channels": {
@@ -50,11 +57,13 @@ def score(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return event["Endpoints"]
 
 
-async def test_email_sms_and_push_each_through_their_provider(tmp_path, moto, sms_server,
-                                                              push_server) -> None:
+async def test_email_sms_and_push_each_through_their_provider(
+    tmp_path, moto, sms_server, push_server
+) -> None:
     session = get_session()
-    async with session.create_client("sesv2", region_name="us-east-1",
-                                      endpoint_url=moto.url) as ses:
+    async with session.create_client(
+        "sesv2", region_name="us-east-1", endpoint_url=moto.url
+    ) as ses:
         await ses.create_email_identity(EmailIdentity="example.com")
     channels = ["EMAIL", "SMS", "GCM"]
     records: list[Any] = [endpoint(i, channels[i % 3]) for i in range(1, 91)]
@@ -68,8 +77,9 @@ async def test_email_sms_and_push_each_through_their_provider(tmp_path, moto, sm
     })  # fmt: skip
     settings = settings_for(tmp_path, moto.url, sms_server.url, push_server.url)
     out = tmp_path / "out"
-    summary = await dispatch(settings, segment=str(segment), out_dir=out,
-                             handlers={"score": score}, progress=False)
+    summary = await dispatch(
+        settings, segment=str(segment), out_dir=out, handlers={"score": score}, progress=False
+    )
 
     outcomes = read_jsonl(out / "outcomes.jsonl")
     assert sorted(o["Line"] for o in outcomes) == list(range(1, len(records) + 1))
@@ -77,8 +87,13 @@ async def test_email_sms_and_push_each_through_their_provider(tmp_path, moto, sm
     by_id = {o["EndpointId"]: o for o in outcomes if o["EndpointId"]}
     assert by_id["ep-4"]["Status"] == "PERMANENT_FAILURE"
     assert by_id["ep-4"]["Reason"].startswith("ConflictException")
-    assert summary.by_status == {"SUCCESS": 89, "PERMANENT_FAILURE": 1, "INVALID": 1,
-                                 "DUPLICATE_ADDRESS": 1, "UNSUPPORTED_CHANNEL": 1}
+    assert summary.by_status == {
+        "SUCCESS": 89,
+        "PERMANENT_FAILURE": 1,
+        "INVALID": 1,
+        "DUPLICATE_ADDRESS": 1,
+        "UNSUPPORTED_CHANNEL": 1,
+    }
 
     emails = moto.data()["ses"]["Message"]
     assert len(emails) == 30
@@ -110,24 +125,34 @@ async def test_custom_channel_delivers_batches_to_its_function(tmp_path) -> None
         "project": {"ApplicationId": "app", "Region": "us-east-1"},
         "campaign": {
             "Id": "custom",
-            "CustomDeliveryConfiguration": {"DeliveryUri": "deliver",
-                                            "EndpointTypes": ["CUSTOM", "SMS"]},
-            "MessageConfiguration": {"CustomMessage": {"Data": "{\"offer\": 42}"},
-                                     "EmailMessage": {"Title": "t", "Body": "b",
-                                                      "FromAddress": "a@example.com"}},
+            "CustomDeliveryConfiguration": {
+                "DeliveryUri": "deliver",
+                "EndpointTypes": ["CUSTOM", "SMS"],
+            },
+            "MessageConfiguration": {
+                "CustomMessage": {"Data": '{"offer": 42}'},
+                "EmailMessage": {"Title": "t", "Body": "b", "FromAddress": "a@example.com"},
+            },
         },
         "functions": {"deliver": {"python": "deliver.py:handler"}},
     }
     settings = parse_settings(data, str(tmp_path / "c.toml"), tmp_path)
     records = [endpoint(i, "SMS") for i in range(1, 61)] + [endpoint(70, "EMAIL")]
     segment = write_jsonl(tmp_path / "seg.jsonl", records)
-    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
-                             progress=False)
+    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o", progress=False)
     assert summary.by_status == {"SUCCESS": 61}
     calls = [json.loads(x) for x in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert sorted(len(c["Endpoints"]) for c in calls) == [10, 50]
-    assert all(c["Data"] == "{\"offer\": 42}" and c["CampaignId"] == "custom" for c in calls)
-    assert set(calls[0]) == {"Message", "Data", "ApplicationId", "CampaignId", "TreatmentId",
-                             "ActivityId", "ScheduledTime", "Endpoints"}
+    assert all(c["Data"] == '{"offer": 42}' and c["CampaignId"] == "custom" for c in calls)
+    assert set(calls[0]) == {
+        "Message",
+        "Data",
+        "ApplicationId",
+        "CampaignId",
+        "TreatmentId",
+        "ActivityId",
+        "ScheduledTime",
+        "Endpoints",
+    }
     outbox = read_jsonl(tmp_path / "o" / "outbox.jsonl")
     assert [m["EndpointId"] for m in outbox] == ["ep-70"]  # EMAIL is not a custom type

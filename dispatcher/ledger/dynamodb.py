@@ -1,0 +1,1021 @@
+"""The fleet ledger: one DynamoDB table shared by every worker of a run.
+
+Same interface and answers as ``SqliteLedger``; where SQLite runs a transaction,
+this module uses a conditional write, so workers on separate machines that race on
+the same shard (SQS may deliver it twice) still send each endpoint at most once:
+
+* a send claim is a conditional ``PutItem`` (``attribute_not_exists``) on the item
+  (run, endpoint id); a failed condition returns the holder (line, sender, state),
+  from which the answer is the one SQLite gives: OTHER_LINE, SENT or IN_DOUBT;
+* outcomes and per-status counters move together in ``TransactWriteItems``: each
+  outcome put is conditioned on the item it replaces (absent, or this attempt and
+  status), and the transaction adds +1 / -1 to the counters. A failed condition says
+  what is stored; the writer then either supersedes it (a later attempt, or SUCCESS
+  over a failure of the same attempt) or drops its write as a duplicate. Counters stay
+  exact under retries, lost responses and duplicate workers.
+
+Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
+
+    item          pk                          sk                  attributes
+    run           R#{run}                     RUN                 info (JSON), attempt, summary, v
+    counters      R#{run}                     N#{0..7}            one number per Status name
+    shard         R#{run}                     S#{shard id}        w, n, t0, ts, t1, c (map)
+    outcome       O#{run}#{line % 16:02d}     {line:012d}         l, a, s, e, r, c, t
+    send claim    C#{run}#{crc32(id) % 32:02d} i:{endpoint id}    e, l, sn, st, tk
+    address       A#{run}#{digest % 32:02d}   {blake2b-128 hex}   l
+    send history  E#i:{endpoint id}           H                   r:{run} = [sent_at, campaign]
+
+Ids over 512 bytes are keyed by ``h:{sha256}`` instead of ``i:{id}``. Outcomes are
+spread over 16 partitions by ``line % 16`` (so consecutive lines of one shard do not
+share a partition) and read back in line order by merging the 16 sorted Queries.
+Counters are spread over 8 items so concurrent transactions rarely meet on one.
+
+IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``,
+``Query``, ``BatchGetItem``, ``BatchWriteItem``, ``TransactWriteItems``,
+``DescribeTable`` (and ``CreateTable`` for ``create_table()``).
+
+Additions to the Ledger protocol that a fleet needs (``SqliteLedger`` gains them too):
+``claim_addresses`` (duplicate addresses across workers) and ``shard_started`` /
+``shard_done`` / ``shards`` (what ``dispatcher status`` shows per shard).
+
+A worker that joins a run does not call ``start_run`` (that bumps the attempt): it
+calls ``get_run``, which also tells this ledger the attempt to stamp on outcomes.
+botocore's retries are off; throttling, 5xx and connection errors are retried here
+with jittered exponential backoff (tenacity), other errors raise ``DynamoLedgerError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+import time
+import uuid
+import zlib
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import aiohttp
+import anyio
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from dispatcher.aws import AwsClients
+from dispatcher.errors import LedgerError
+from dispatcher.ledger.base import Claim, LineSet, RunInfo, SendClaim
+from dispatcher.model import Outcome, Status
+
+__all__ = ["DynamoLedger", "DynamoLedgerError"]
+
+T = TypeVar("T")
+Item = dict[str, Any]
+"""An item in DynamoDB's wire format: ``{"name": {"S": "value"}, ...}``."""
+
+FORMAT_VERSION = 1
+OUTCOME_PARTITIONS = 16
+CLAIM_PARTITIONS = 32
+ADDRESS_PARTITIONS = 32
+COUNTER_SHARDS = 8
+TRANSACTION_ITEMS = 100
+TRANSACTION_BYTES = 3_000_000
+"""Below DynamoDB's 4 MB per transaction, leaving room for names and overhead."""
+BATCH_WRITE_ITEMS = 25
+BATCH_GET_KEYS = 100
+FLUSH_OUTCOMES = 990
+FLUSH_OPERATIONS = 500
+MAX_RAW_ID = 512
+CLAIMED, SENT = "CLAIMED", "SENT"
+RELEASE = "release"
+
+TRANSIENT_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException", "ThrottlingException",
+        "RequestLimitExceeded", "InternalServerError", "InternalFailure",
+        "ServiceUnavailable", "ServiceUnavailableException", "TransactionInProgressException",
+        "LimitExceededException",
+    }
+)  # fmt: skip
+"""Error codes worth another attempt (any HTTP 5xx is too)."""
+
+RETRY_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded",
+     "RequestLimitExceeded", "InternalServerError"}
+)  # fmt: skip
+"""Transaction cancellation reasons that another attempt may not meet."""
+
+
+class DynamoLedgerError(LedgerError):
+    """A DynamoDB call failed for good; ``code`` is the AWS error code, when there is one."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, operation: str | None = None
+    ) -> None:
+        self.code = code
+        self.operation = operation
+        super().__init__(message)
+
+
+class _Transient(Exception):
+    """One attempt failed in a way the next one may not (throttled, 5xx, connection)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(f"{code}: {message}" if message else code)
+
+
+class _ConditionFailed(Exception):
+    """A conditional write found an item that fails the condition (``item``, if any)."""
+
+    def __init__(self, item: Item | None) -> None:
+        self.item = item
+        super().__init__("ConditionalCheckFailedException")
+
+
+class _Canceled(Exception):
+    """A transaction was cancelled; ``reasons`` has one entry per transaction item."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        self.reasons = reasons
+        super().__init__("TransactionCanceledException")
+
+
+# -- keys and attribute values -----------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _n(value: int | float) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _str(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return None if value is None else str(value["S"])
+
+
+def _int(item: Item, name: str) -> int:
+    return int(item[name]["N"])
+
+
+def _id_key(endpoint_id: str) -> str:
+    """A key for an endpoint id: the id itself, or its digest when too long for a key."""
+    raw = endpoint_id.encode()
+    if len(raw) <= MAX_RAW_ID:
+        return "i:" + endpoint_id
+    return "h:" + hashlib.sha256(raw).hexdigest()
+
+
+def _run_key(run_id: str, sk: str) -> Item:
+    return {"pk": _s(f"R#{run_id}"), "sk": _s(sk)}
+
+
+def _outcome_key(run_id: str, line: int) -> Item:
+    return {"pk": _s(f"O#{run_id}#{line % OUTCOME_PARTITIONS:02d}"), "sk": _s(f"{line:012d}")}
+
+
+def _claim_key(run_id: str, endpoint_id: str) -> Item:
+    bucket = zlib.crc32(endpoint_id.encode()) % CLAIM_PARTITIONS
+    return {"pk": _s(f"C#{run_id}#{bucket:02d}"), "sk": _s(_id_key(endpoint_id))}
+
+
+def _address_key(run_id: str, fingerprint: str) -> Item:
+    digest = hashlib.blake2b(fingerprint.encode(), digest_size=16).hexdigest()
+    bucket = int(digest[:4], 16) % ADDRESS_PARTITIONS
+    return {"pk": _s(f"A#{run_id}#{bucket:02d}"), "sk": _s(digest)}
+
+
+def _history_key(endpoint_id: str) -> Item:
+    return {"pk": _s("E#" + _id_key(endpoint_id)), "sk": _s("H")}
+
+
+def _supersedes(attempt: int, status: str, old_attempt: int, old_status: str) -> bool:
+    """Does an outcome replace the stored one? A later attempt does; within one attempt
+    the first recorder wins, except that SUCCESS (the worker that sent) beats a failure
+    (a duplicate worker that found the claim in doubt, or failed its hook)."""
+    if attempt != old_attempt:
+        return attempt > old_attempt
+    return status == Status.SUCCESS and old_status != Status.SUCCESS
+
+
+def _outcome_from(item: Item) -> Outcome:
+    return Outcome(
+        _int(item, "l"), _str(item, "e"), Status(item["s"]["S"]), _str(item, "r"),
+        _str(item, "c"), _str(item, "t"),
+    )  # fmt: skip
+
+
+def _claim_answer(old: Item, line: int) -> Claim:
+    if _int(old, "l") != line:
+        return Claim.OTHER_LINE
+    return Claim.SENT if _str(old, "st") == SENT else Claim.IN_DOUBT
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first: BaseException = group
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
+
+
+class _Cursor:
+    """One partition's Query, a page at a time, for the ordered merge in ``outcomes``."""
+
+    def __init__(self, ledger: DynamoLedger, request: dict[str, Any]) -> None:
+        self.ledger = ledger
+        self.request = request
+        self.buffer: deque[Item] = deque()
+        self.done = False
+
+    async def fill(self) -> bool:
+        """Make the buffer non-empty if the partition has more; False when exhausted."""
+        while not self.buffer and not self.done:
+            page = await self.ledger._call("query", **self.request)
+            self.buffer.extend(page.get("Items", ()))
+            last = page.get("LastEvaluatedKey")
+            if last:
+                self.request["ExclusiveStartKey"] = last
+            else:
+                self.done = True
+        return bool(self.buffer)
+
+
+class DynamoLedger:
+    """The Ledger interface over one DynamoDB table, safe for many concurrent workers.
+
+    ``clients`` shares the run's ``AwsClients``; without it the ledger makes its own for
+    ``region`` (and closes them in ``aclose``). ``concurrency`` bounds the calls one
+    ledger method has in flight; ``attempts`` bounds tries per call (throttling, 5xx,
+    connection errors); ``page_size`` sets Query's ``Limit`` (None: 1 MB pages).
+    """
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        clients: AwsClients | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        concurrency: int = 16,
+        attempts: int = 10,
+        max_backoff: float = 5.0,
+        page_size: int | None = None,
+    ) -> None:
+        if not table:
+            raise ValueError("'table' must be a DynamoDB table name")
+        if concurrency < 1:
+            raise ValueError("'concurrency' must be >= 1")
+        if attempts < 1:
+            raise ValueError("'attempts' must be >= 1")
+        if clients is None and not region:
+            raise ValueError("'region' is required when no 'clients' are given")
+        self.table = table
+        self.concurrency = concurrency
+        self.attempts = attempts
+        self.max_backoff = max_backoff
+        self.page_size = page_size
+        self._endpoint_url = endpoint_url
+        self._own_clients = clients is None
+        self._clients = clients or AwsClients(
+            region or "", max_pool_connections=max(concurrency * 2, 10)
+        )
+        self._client: Any = None
+        self._attempt: dict[str, int] = {}
+        # Buffered writes, keyed so that a later record of the same thing replaces or
+        # yields to an earlier one exactly as the table would.
+        self._outcomes: dict[tuple[str, int], tuple[int, Outcome]] = {}
+        self._claim_ops: dict[tuple[str, str], str] = {}
+        self._history: dict[tuple[str, str], tuple[float, str]] = {}
+        self._in_flight: set[tuple[str, str]] = set()
+        self._held: dict[tuple[str, str], tuple[int, str]] = {}
+        """Claims granted to this ledger and not yet settled: (run, id) -> (line, sender)."""
+        self._flush_lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        pending = len(self._outcomes) + len(self._claim_ops) + len(self._history)
+        return f"DynamoLedger(table={self.table!r}, pending={pending})"
+
+    # -- table -------------------------------------------------------------------------
+    async def create_table(self, *, wait: float = 300.0) -> bool:
+        """Create the table (PAY_PER_REQUEST) unless it exists; wait until it is ACTIVE.
+
+        Returns True when this call created it. Raises if an existing table has
+        another key schema.
+        """
+        created = True
+        try:
+            await self._call(
+                "create_table",
+                TableName=self.table,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                           {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                      {"AttributeName": "sk", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )  # fmt: skip
+        except DynamoLedgerError as exc:
+            if exc.code != "ResourceInUseException":
+                raise
+            created = False
+        with anyio.fail_after(wait):
+            while True:
+                if await self.check_table() == "ACTIVE":
+                    return created
+                await anyio.sleep(1.0)
+
+    async def check_table(self) -> str:
+        """Check that the table exists with this ledger's key schema; return its status."""
+        described = await self._call("describe_table", TableName=self.table)
+        table = described["Table"]
+        keys = {k["AttributeName"]: k["KeyType"] for k in table.get("KeySchema", ())}
+        types = {
+            a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", ())
+        }
+        if (
+            keys != {"pk": "HASH", "sk": "RANGE"}
+            or types.get("pk") != "S"
+            or types.get("sk") != "S"
+        ):
+            raise DynamoLedgerError(
+                f"table {self.table!r} has key schema {keys} {types}; the ledger needs "
+                "'pk' (HASH, S) and 'sk' (RANGE, S)",
+                operation="DescribeTable",
+            )
+        return str(table.get("TableStatus", "ACTIVE"))
+
+    # -- runs --------------------------------------------------------------------------
+    async def start_run(self, run: RunInfo) -> None:
+        info = self._info(run)
+        try:
+            await self._call(
+                "put_item", TableName=self.table,
+                Item={**_run_key(run.run_id, "RUN"), "info": _s(info), "attempt": _n(run.attempt),
+                      "v": _n(FORMAT_VERSION)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )  # fmt: skip
+        except _ConditionFailed:
+            answer = await self._call(
+                "update_item", TableName=self.table, Key=_run_key(run.run_id, "RUN"),
+                UpdateExpression="SET info = :info ADD attempt :one",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":info": _s(info), ":one": _n(1)},
+                ReturnValues="UPDATED_NEW",
+            )  # fmt: skip
+            run.attempt = _int(answer["Attributes"], "attempt")
+        self._attempt[run.run_id] = run.attempt
+
+    async def get_run(self, run_id: str) -> RunInfo | None:
+        answer = await self._call(
+            "get_item", TableName=self.table, Key=_run_key(run_id, "RUN"), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        fields = orjson.loads(item["info"]["S"])
+        run = RunInfo(**{**fields, "attempt": _int(item, "attempt")})
+        self._attempt[run_id] = run.attempt
+        return run
+
+    async def finish_run(self, run_id: str, *, finished_at: str, summary: dict[str, Any]) -> None:
+        await self.flush()
+        run = await self.get_run(run_id)
+        if run is None:
+            raise LedgerError(f"run {run_id} is not in the ledger")
+        run.state, run.finished_at = "FINISHED", finished_at
+        run.extra["hook_invocations"] = summary.get("HookInvocations", 0)
+        await self._call(
+            "update_item", TableName=self.table, Key=_run_key(run_id, "RUN"),
+            UpdateExpression="SET info = :info, summary = :summary",
+            ExpressionAttributeValues={":info": _s(self._info(run)),
+                                       ":summary": _s(orjson.dumps(summary).decode())},
+        )  # fmt: skip
+
+    @staticmethod
+    def _info(run: RunInfo) -> str:
+        fields = {k: getattr(run, k) for k in RunInfo.__dataclass_fields__ if k != "attempt"}
+        return orjson.dumps(fields).decode()
+
+    async def _attempt_of(self, run_id: str) -> int:
+        attempt = self._attempt.get(run_id)
+        if attempt is None:
+            run = await self.get_run(run_id)
+            attempt = self._attempt[run_id] = run.attempt if run else 1
+        return attempt
+
+    # -- claims ------------------------------------------------------------------------
+    async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
+        if not claims:
+            return []
+        await self._settle_claim_ops(run_id, [c.endpoint_id for c in claims])
+        token = uuid.uuid4().hex
+        first: dict[str, SendClaim] = {}
+        for c in claims:
+            first.setdefault(c.endpoint_id, c)
+        # endpoint id -> (answer to its first claim, holder's line, holder's state)
+        found: dict[str, tuple[Claim, int, str]] = {}
+
+        async def claim_one(c: SendClaim) -> None:
+            found[c.endpoint_id] = await self._claim_one(run_id, c, token)
+
+        await self._each(claim_one, first.values())
+        answers: list[Claim] = []
+        for c in claims:
+            answer, line, state = found[c.endpoint_id]
+            if first[c.endpoint_id] is c:
+                answers.append(answer)
+            elif line != c.line:  # a repeat in this batch meets the first as SQLite does
+                answers.append(Claim.OTHER_LINE)
+            else:
+                answers.append(Claim.SENT if state == SENT else Claim.IN_DOUBT)
+        return answers
+
+    async def _claim_one(self, run_id: str, c: SendClaim, token: str) -> tuple[Claim, int, str]:
+        item = {**_claim_key(run_id, c.endpoint_id), "e": _s(c.endpoint_id), "l": _n(c.line),
+                "sn": _s(c.sender), "st": _s(CLAIMED), "tk": _s(token)}  # fmt: skip
+        for _ in range(self.attempts):
+            try:
+                await self._call(
+                    "put_item", TableName=self.table, Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )  # fmt: skip
+            except _ConditionFailed as exc:
+                old = exc.item or await self._get(_claim_key(run_id, c.endpoint_id))
+                if old is None:
+                    continue  # released between the put and the read: claim again
+                if _str(old, "tk") == token and _int(old, "l") == c.line:
+                    # Our own put, whose answer was lost and the call retried.
+                    self._held[(run_id, c.endpoint_id)] = (c.line, c.sender)
+                    return Claim.GRANTED, c.line, CLAIMED
+                return _claim_answer(old, c.line), _int(old, "l"), _str(old, "st") or CLAIMED
+            self._held[(run_id, c.endpoint_id)] = (c.line, c.sender)
+            return Claim.GRANTED, c.line, CLAIMED
+        raise DynamoLedgerError(
+            f"claim of {c.endpoint_id!r} kept changing under it", operation="PutItem"
+        )
+
+    async def _settle_claim_ops(self, run_id: str, endpoint_ids: Iterable[str]) -> None:
+        """Make buffered releases and SENT marks of these endpoints durable first."""
+        keys = [(run_id, eid) for eid in endpoint_ids]
+        if any(k in self._claim_ops or k in self._in_flight for k in keys):
+            await self.flush()
+
+    async def claim_addresses(self, run_id: str, items: Sequence[tuple[str, int]]) -> list[bool]:
+        """Hold address fingerprints for lines, across workers: True where ``line`` holds
+        the address (also when it claimed it before), False where another line does.
+
+        The first claimer wins: in a fleet DUPLICATE_ADDRESS goes to whichever record
+        claimed later, not necessarily the later line.
+        """
+        first: dict[str, int] = {}
+        for fingerprint, line in items:
+            first.setdefault(fingerprint, line)
+        holder: dict[str, int] = {}
+
+        async def claim_one(entry: tuple[str, int]) -> None:
+            fingerprint, line = entry
+            key = _address_key(run_id, fingerprint)
+            for _ in range(self.attempts):
+                try:
+                    await self._call(
+                        "put_item", TableName=self.table, Item={**key, "l": _n(line)},
+                        ConditionExpression="attribute_not_exists(pk)",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                    )  # fmt: skip
+                except _ConditionFailed as exc:
+                    old = exc.item or await self._get(key)
+                    if old is None:
+                        continue
+                    holder[fingerprint] = _int(old, "l")
+                    return
+                holder[fingerprint] = line
+                return
+            raise DynamoLedgerError("address claim kept changing under it", operation="PutItem")
+
+        await self._each(claim_one, list(first.items()))
+        return [holder[fingerprint] == line for fingerprint, line in items]
+
+    # -- shards ------------------------------------------------------------------------
+    async def shard_started(self, run_id: str, shard_id: str, *, worker: str) -> None:
+        """A worker took a shard (again, if SQS delivered it twice)."""
+        now = _now()
+        await self._call(
+            "update_item", TableName=self.table, Key=_run_key(run_id, "S#" + shard_id),
+            UpdateExpression="SET w = :w, t0 = if_not_exists(t0, :now), ts = :now ADD n :one",
+            ExpressionAttributeValues={":w": _s(worker), ":now": _s(now), ":one": _n(1)},
+        )  # fmt: skip
+
+    async def shard_done(self, run_id: str, shard_id: str, counts: Mapping[str, int]) -> None:
+        """Every record of a shard has its outcome in the ledger; ``counts`` by status."""
+        await self.flush()
+        await self._call(
+            "update_item", TableName=self.table, Key=_run_key(run_id, "S#" + shard_id),
+            UpdateExpression="SET t1 = :now, c = :c",
+            ExpressionAttributeValues={
+                ":now": _s(_now()), ":c": {"M": {k: _n(int(v)) for k, v in counts.items()}}},
+        )  # fmt: skip
+
+    async def shards(self, run_id: str) -> list[dict[str, Any]]:
+        """Every shard seen for the run, by shard id: ShardId, State (RUNNING or DONE),
+        Worker (the latest), Deliveries, StartedAt, LastStartedAt, FinishedAt, Counts."""
+        out: list[dict[str, Any]] = []
+        async for item in self._query_items(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": _s(f"R#{run_id}"), ":prefix": _s("S#")},
+        ):
+            done = "t1" in item
+            out.append({
+                "ShardId": item["sk"]["S"][2:],
+                "State": "DONE" if done else "RUNNING",
+                "Worker": _str(item, "w"),
+                "Deliveries": int(item["n"]["N"]) if "n" in item else 0,
+                "StartedAt": _str(item, "t0"),
+                "LastStartedAt": _str(item, "ts"),
+                "FinishedAt": _str(item, "t1"),
+                "Counts": {k: int(v["N"]) for k, v in item.get("c", {}).get("M", {}).items()},
+            })  # fmt: skip
+        return out
+
+    # -- outcomes ----------------------------------------------------------------------
+    async def record(
+        self,
+        run_id: str,
+        outcomes: Sequence[Outcome],
+        *,
+        release: Iterable[str] = (),
+        sent: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        attempt = await self._attempt_of(run_id) if outcomes else 0
+        for o in outcomes:
+            key = (run_id, o.line)
+            held = self._outcomes.get(key)
+            if held is None or _supersedes(attempt, o.status, held[0], held[1].status):
+                self._outcomes[key] = (attempt, o)
+        for eid in release:
+            self._claim_ops[(run_id, eid)] = RELEASE
+        now = time.time()
+        for eid, campaign in sent:
+            self._claim_ops[(run_id, eid)] = SENT
+            self._history[(run_id, eid)] = (now, campaign)
+        if (len(self._outcomes) >= FLUSH_OUTCOMES
+                or len(self._claim_ops) + len(self._history) >= FLUSH_OPERATIONS):  # fmt: skip
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything recorded so far; when it returns, all of it is durable."""
+        async with self._flush_lock:
+            if not (self._outcomes or self._claim_ops or self._history):
+                return
+            outcomes, self._outcomes = self._outcomes, {}
+            claim_ops, self._claim_ops = self._claim_ops, {}
+            history, self._history = self._history, {}
+            self._in_flight = set(claim_ops)
+            try:
+                await self._each(lambda job: job(), self._jobs(outcomes, claim_ops, history))
+            finally:
+                self._in_flight = set()
+
+    def _jobs(
+        self,
+        outcomes: dict[tuple[str, int], tuple[int, Outcome]],
+        claim_ops: dict[tuple[str, str], str],
+        history: dict[tuple[str, str], tuple[float, str]],
+    ) -> list[Callable[[], Awaitable[None]]]:
+        jobs: list[Callable[[], Awaitable[None]]] = []
+        by_run: dict[str, list[tuple[int, Outcome]]] = {}
+        for (run_id, _), row in sorted(outcomes.items()):
+            by_run.setdefault(run_id, []).append(row)
+        for run_id, rows in by_run.items():
+            for part in self._transaction_parts(rows):
+                jobs.append(partial(self._write_outcomes, run_id, part))
+        requests: list[dict[str, Any]] = []
+        for (run_id, eid), op in claim_ops.items():
+            held = self._held.pop((run_id, eid), None)
+            if op == RELEASE:
+                requests.append({"DeleteRequest": {"Key": _claim_key(run_id, eid)}})
+            elif held is not None:
+                line, sender = held
+                requests.append({"PutRequest": {"Item": {
+                    **_claim_key(run_id, eid), "e": _s(eid), "l": _n(line), "sn": _s(sender),
+                    "st": _s(SENT)}}})  # fmt: skip
+            else:  # not claimed here (a reconcile): mark it only if it exists
+                jobs.append(partial(self._mark_sent, run_id, eid))
+        for chunk in _chunks(requests, BATCH_WRITE_ITEMS):
+            jobs.append(partial(self._batch_write, list(chunk)))
+        for (run_id, eid), (sent_at, campaign) in history.items():
+            jobs.append(partial(self._add_send, run_id, eid, sent_at, campaign))
+        return jobs
+
+    @staticmethod
+    def _transaction_parts(rows: list[tuple[int, Outcome]]) -> Iterable[list[tuple[int, Outcome]]]:
+        part: list[tuple[int, Outcome]] = []
+        size = 0
+        for row in rows:
+            o = row[1]
+            row_size = 200 + sum(len(v or "") for v in (o.endpoint_id, o.reason, o.channel_type,
+                                                         o.treatment_id))  # fmt: skip
+            if part and (len(part) >= TRANSACTION_ITEMS - 1 or size + row_size > TRANSACTION_BYTES):
+                yield part
+                part, size = [], 0
+            part.append(row)
+            size += row_size
+        if part:
+            yield part
+
+    async def _write_outcomes(self, run_id: str, rows: list[tuple[int, Outcome]]) -> None:
+        """One transaction: outcome puts conditioned on what they replace, plus counters.
+
+        A failed condition tells what is stored; the row then supersedes it (condition
+        on it next time) or is dropped as a duplicate. Conflicts are retried.
+        """
+        live = {o.line: (attempt, o) for attempt, o in rows}
+        expected: dict[int, tuple[int, str] | None] = dict.fromkeys(live)
+        for round_ in range(self.attempts * 4):
+            if not live:
+                return
+            lines = sorted(live)
+            delta: Counter[str] = Counter()
+            items: list[dict[str, Any]] = []
+            for line in lines:
+                attempt, o = live[line]
+                delta[o.status.value] += 1
+                put: dict[str, Any] = {
+                    "TableName": self.table, "Item": self._outcome_item(run_id, attempt, o),
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }  # fmt: skip
+                old = expected[line]
+                if old is None:
+                    put["ConditionExpression"] = "attribute_not_exists(pk)"
+                else:
+                    delta[old[1]] -= 1
+                    put["ConditionExpression"] = "a = :a AND s = :s"
+                    put["ExpressionAttributeValues"] = {":a": _n(old[0]), ":s": _s(old[1])}
+                items.append({"Put": put})
+            counter = self._counter_update(run_id, delta)
+            if counter is not None:
+                items.append({"Update": counter})
+            try:
+                await self._call("transact_write_items", TransactItems=items,
+                                 ClientRequestToken=uuid.uuid4().hex)  # fmt: skip
+                return
+            except _Canceled as exc:
+                reasons = exc.reasons
+            conflicted = False
+            for line, reason in zip(lines, reasons, strict=False):
+                code = reason.get("Code")
+                if code in (None, "None"):
+                    continue
+                if code == "ConditionalCheckFailed":
+                    stored = reason.get("Item") or await self._get(_outcome_key(run_id, line))
+                    attempt, o = live[line]
+                    if stored is None:
+                        expected[line] = None
+                    elif _supersedes(attempt, o.status, _int(stored, "a"), stored["s"]["S"]):
+                        expected[line] = (_int(stored, "a"), stored["s"]["S"])
+                    else:
+                        del live[line]  # a duplicate, or older than what is stored
+                else:
+                    conflicted = _retry_reason(reason, run_id)
+            if len(reasons) > len(lines) and reasons[-1].get("Code") not in (None, "None"):
+                conflicted = _retry_reason(reasons[-1], run_id)  # the counter item
+            if conflicted:
+                await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
+        raise DynamoLedgerError(
+            f"outcomes of run {run_id} kept conflicting; gave up",
+            code="TransactionConflict",
+            operation="TransactWriteItems",
+        )
+
+    def _outcome_item(self, run_id: str, attempt: int, o: Outcome) -> Item:
+        item: Item = {**_outcome_key(run_id, o.line), "l": _n(o.line), "a": _n(attempt),
+                      "s": _s(o.status.value)}  # fmt: skip
+        for name, value in (("e", o.endpoint_id), ("r", o.reason), ("c", o.channel_type),
+                            ("t", o.treatment_id)):  # fmt: skip
+            if value is not None:
+                item[name] = _s(value)
+        return item
+
+    def _counter_update(self, run_id: str, delta: Counter[str]) -> dict[str, Any] | None:
+        changes = {status: n for status, n in delta.items() if n}
+        if not changes:
+            return None
+        names = {f"#s{i}": status for i, status in enumerate(changes)}
+        values = {f":d{i}": _n(n) for i, n in enumerate(changes.values())}
+        shard = random.randrange(COUNTER_SHARDS)
+        return {
+            "TableName": self.table, "Key": _run_key(run_id, f"N#{shard}"),
+            "UpdateExpression": "ADD " + ", ".join(f"#s{i} :d{i}" for i in range(len(changes))),
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        }  # fmt: skip
+
+    async def _mark_sent(self, run_id: str, endpoint_id: str) -> None:
+        try:
+            await self._call(
+                "update_item", TableName=self.table, Key=_claim_key(run_id, endpoint_id),
+                UpdateExpression="SET st = :sent", ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":sent": _s(SENT)},
+            )  # fmt: skip
+        except _ConditionFailed:
+            pass  # no claim to mark, as SQLite's UPDATE of no row
+
+    async def _add_send(self, run_id: str, endpoint_id: str, sent_at: float, campaign: str) -> None:
+        # One attribute per run: an endpoint is sent at most once per run, and writing
+        # the same attribute again (a retried call) changes nothing.
+        await self._call(
+            "update_item", TableName=self.table, Key=_history_key(endpoint_id),
+            UpdateExpression="SET #run = :send",
+            ExpressionAttributeNames={"#run": f"r:{run_id}"},
+            ExpressionAttributeValues={":send": {"L": [_n(sent_at), _s(campaign)]}},
+        )  # fmt: skip
+
+    async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self.table: requests}
+        for round_ in range(self.attempts):
+            answer = await self._call("batch_write_item", RequestItems=pending)
+            pending = answer.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
+        raise DynamoLedgerError(
+            "BatchWriteItem left items unprocessed; gave up",
+            code="UnprocessedItems",
+            operation="BatchWriteItem",
+        )
+
+    # -- reads -------------------------------------------------------------------------
+    async def lines_with_status(
+        self, run_id: str, statuses: Iterable[str] | None = None
+    ) -> LineSet:
+        await self.flush()
+        lines = LineSet()
+        wanted = None if statuses is None else sorted(set(statuses))
+        if wanted == []:
+            return lines
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk", "ProjectionExpression": "l",
+            "ExpressionAttributeValues": {},
+        }  # fmt: skip
+        if wanted is not None:
+            marks = [f":s{i}" for i in range(len(wanted))]
+            request["FilterExpression"] = f"s IN ({', '.join(marks)})"
+            request["ExpressionAttributeValues"].update(
+                {m: _s(s) for m, s in zip(marks, wanted, strict=True)}
+            )
+
+        async def scan(partition: int) -> None:
+            values = {**request["ExpressionAttributeValues"],
+                      ":pk": _s(f"O#{run_id}#{partition:02d}")}  # fmt: skip
+            async for item in self._query_items(**{**request, "ExpressionAttributeValues": values}):
+                lines.add(_int(item, "l"))
+
+        await self._each(scan, range(OUTCOME_PARTITIONS))
+        return lines
+
+    async def history(
+        self, endpoint_ids: Sequence[str], *, campaign_id: str, since: float
+    ) -> dict[str, tuple[int, int]]:
+        await self.flush()
+        out: dict[str, tuple[int, int]] = {}
+        by_key = {_history_key(eid)["pk"]["S"]: eid for eid in endpoint_ids}
+
+        async def read(part: Sequence[str]) -> None:
+            for item in await self._batch_get([{"pk": _s(pk), "sk": _s("H")} for pk in part]):
+                sends = [v["L"] for k, v in item.items() if k.startswith("r:")]
+                if not sends:
+                    continue
+                daily = sum(1 for t, _ in sends if float(t["N"]) >= since)
+                total = sum(1 for _, c in sends if c["S"] == campaign_id)
+                out[by_key[item["pk"]["S"]]] = (daily, total)
+
+        await self._each(read, list(_chunks(list(by_key), BATCH_GET_KEYS)))
+        return out
+
+    async def counts(self, run_id: str) -> dict[str, int]:
+        await self.flush()
+        totals: Counter[str] = Counter()
+        async for item in self._query_items(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": _s(f"R#{run_id}"), ":prefix": _s("N#")},
+        ):
+            for name, value in item.items():
+                if name not in ("pk", "sk"):
+                    totals[name] += int(value["N"])
+        return {status: n for status, n in sorted(totals.items()) if n}
+
+    async def outcomes(self, run_id: str) -> AsyncIterator[list[Outcome]]:
+        await self.flush()
+        cursors = [
+            _Cursor(self, self._query_request(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": _s(f"O#{run_id}#{p:02d}")}))
+            for p in range(OUTCOME_PARTITIONS)
+        ]  # fmt: skip
+        heap: list[tuple[int, int]] = []
+        for i, cursor in enumerate(cursors):
+            if await cursor.fill():
+                heap.append((_int(cursor.buffer[0], "l"), i))
+        heapq.heapify(heap)
+        batch: list[Outcome] = []
+        while heap:
+            _, i = heapq.heappop(heap)
+            cursor = cursors[i]
+            batch.append(_outcome_from(cursor.buffer.popleft()))
+            if await cursor.fill():
+                heapq.heappush(heap, (_int(cursor.buffer[0], "l"), i))
+            if len(batch) >= 2000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def in_doubt(self, run_id: str, sender: str) -> list[tuple[str, int]]:
+        await self.flush()
+        candidates: list[tuple[str, int]] = []
+
+        async def scan(partition: int) -> None:
+            async for item in self._query_items(
+                KeyConditionExpression="pk = :pk",
+                FilterExpression="st = :claimed AND sn = :sender",
+                ProjectionExpression="e, l",
+                ExpressionAttributeValues={":pk": _s(f"C#{run_id}#{partition:02d}"),
+                                           ":claimed": _s(CLAIMED), ":sender": _s(sender)},
+            ):  # fmt: skip
+                candidates.append((item["e"]["S"], _int(item, "l")))
+
+        await self._each(scan, range(CLAIM_PARTITIONS))
+        succeeded: set[int] = set()
+
+        async def check(part: Sequence[int]) -> None:
+            keys = [_outcome_key(run_id, line) for line in part]
+            for item in await self._batch_get(keys, projection="l, s"):
+                if item["s"]["S"] == Status.SUCCESS:
+                    succeeded.add(_int(item, "l"))
+
+        lines = sorted({line for _, line in candidates})
+        await self._each(check, list(_chunks(lines, BATCH_GET_KEYS)))
+        return sorted((eid, line) for eid, line in candidates if line not in succeeded)
+
+    async def aclose(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            if self._own_clients:
+                await self._clients.aclose()
+            self._client = None
+
+    # -- calls -------------------------------------------------------------------------
+    async def _each(self, fn: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
+        """``fn`` on every item, at most ``concurrency`` at once: a slot is taken before
+        each task starts, so a long list never becomes a crowd of waiting tasks."""
+        slots = anyio.Semaphore(self.concurrency)
+
+        async def run(item: T) -> None:
+            try:
+                await fn(item)
+            finally:
+                slots.release()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for item in items:
+                    await slots.acquire()
+                    tg.start_soon(run, item)
+        except BaseExceptionGroup as group:
+            errors = group.subgroup(LedgerError)
+            if errors is None:
+                raise
+            leaf = _leaf(errors)
+            raise leaf from leaf.__cause__
+
+    async def _get(self, key: Item) -> Item | None:
+        answer = await self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True)
+        item: Item | None = answer.get("Item")
+        return item
+
+    async def _batch_get(self, keys: list[Item], *, projection: str | None = None) -> list[Item]:
+        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
+        if projection:
+            request["ProjectionExpression"] = projection
+        found: list[Item] = []
+        pending: dict[str, Any] = {self.table: request}
+        for round_ in range(self.attempts):
+            answer = await self._call("batch_get_item", RequestItems=pending)
+            found.extend(answer.get("Responses", {}).get(self.table, ()))
+            pending = answer.get("UnprocessedKeys") or {}
+            if not pending:
+                return found
+            await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
+        raise DynamoLedgerError(
+            "BatchGetItem left keys unprocessed; gave up",
+            code="UnprocessedKeys",
+            operation="BatchGetItem",
+        )
+
+    def _query_request(self, **request: Any) -> dict[str, Any]:
+        request.update(TableName=self.table, ConsistentRead=True)
+        if self.page_size:
+            request["Limit"] = self.page_size
+        return request
+
+    async def _query_items(self, **request: Any) -> AsyncIterator[Item]:
+        cursor = _Cursor(self, self._query_request(**request))
+        while await cursor.fill():
+            while cursor.buffer:
+                yield cursor.buffer.popleft()
+
+    async def _dynamodb(self) -> Any:
+        if self._client is None:
+            self._client = await self._clients.client("dynamodb", endpoint_url=self._endpoint_url)
+        return self._client
+
+    async def _call(self, operation: str, **request: Any) -> dict[str, Any]:
+        """One DynamoDB call with retries of transient failures; errors mapped.
+
+        Raises ``_ConditionFailed`` / ``_Canceled`` for the caller to resolve, and
+        ``DynamoLedgerError`` for everything else that does not go away.
+        """
+        client = await self._dynamodb()
+        method = getattr(client, operation)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=0.05, max=self.max_backoff),
+            retry=retry_if_exception_type(_Transient),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(method, operation, request)
+        except _Transient as exc:
+            raise DynamoLedgerError(
+                f"DynamoDB {_op_name(operation)} on {self.table!r} failed "
+                f"{self.attempts} times: {exc}", code=exc.code, operation=_op_name(operation),
+            ) from exc  # fmt: skip
+        raise AssertionError("unreachable")
+
+    async def _once(self, method: Any, operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await method(**request)  # type: ignore[no-any-return]
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code") or "")
+            message = str(error.get("Message") or "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code == "ConditionalCheckFailedException":
+                raise _ConditionFailed(exc.response.get("Item")) from None
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                if reasons:
+                    raise _Canceled(list(reasons)) from None
+            if code in TRANSIENT_CODES or status >= 500:
+                raise _Transient(code or f"HTTP {status}", message) from exc
+            hint = ""
+            if code == "ResourceNotFoundException":
+                hint = " (create it with DynamoLedger.create_table() or see the README)"
+            raise DynamoLedgerError(
+                f"DynamoDB {_op_name(operation)} on {self.table!r}: {code}: {message}{hint}",
+                code=code or None, operation=_op_name(operation),
+            ) from exc  # fmt: skip
+        except (BotocoreConnectionError, HTTPClientError, aiohttp.ClientError, OSError,
+                TimeoutError) as exc:  # fmt: skip
+            raise _Transient(type(exc).__name__, str(exc)) from exc
+        except BotoCoreError as exc:  # no credentials, bad parameters, ...
+            raise DynamoLedgerError(
+                f"DynamoDB {_op_name(operation)} on {self.table!r}: {type(exc).__name__}: {exc}",
+                operation=_op_name(operation),
+            ) from exc  # fmt: skip
+
+
+def _retry_reason(reason: dict[str, Any], run_id: str) -> bool:
+    """True for a cancellation another attempt may not meet; raise for any other."""
+    code = str(reason.get("Code"))
+    if code in RETRY_REASONS:
+        return True
+    raise DynamoLedgerError(
+        f"outcomes of run {run_id} refused: {code}: {reason.get('Message') or ''}",
+        code=code,
+        operation="TransactWriteItems",
+    )
+
+
+def _op_name(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

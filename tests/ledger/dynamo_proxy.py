@@ -1,0 +1,147 @@
+"""A pass-through proxy in front of moto's DynamoDB: one request at a time, and faults.
+
+Why serialize: ``moto_server`` answers on many threads without a lock, so its
+conditional writes are check-then-write races, and a failed transaction restores a
+deep copy of the whole table (undoing other requests' writes made meanwhile). DynamoDB
+itself is linearizable per item. Forwarding one request at a time makes moto
+linearizable too, while the clients still race: which worker's request arrives first
+is up to them, which is what the ledger's race tests are about.
+
+Faults, each for the next ``times`` requests of one operation (-1: every one):
+
+* ``fail``: answer with a DynamoDB error (code, HTTP status) without forwarding;
+* ``lose``: forward (moto applies it), then answer HTTP 500 -- a lost response;
+* ``conflict``: answer TransactWriteItems with TransactionCanceledException, the first
+  item's reason TransactionConflict, without forwarding.
+
+``calls`` lists the operation of every request (``PutItem``, ``Query``, ...);
+``max_in_flight`` is the most requests the proxy held at once (queued or forwarded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import aiohttp
+import anyio
+import orjson
+from aiohttp import web
+
+HOP_HEADERS = frozenset(
+    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "te",
+     "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
+)  # fmt: skip
+ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+
+
+@dataclass
+class Fault:
+    operation: str
+    kind: str
+    code: str = "InternalServerError"
+    status: int = 500
+    times: int = 1
+
+
+@dataclass
+class DynamoProxy:
+    upstream: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    calls: list[str] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _lock: anyio.Lock = field(default_factory=anyio.Lock)
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def fail(self, operation: str, code: str, *, status: int = 400, times: int = 1) -> None:
+        self.faults.append(Fault(operation, "fail", code, status, times))
+
+    def lose(self, operation: str, *, times: int = 1) -> None:
+        self.faults.append(Fault(operation, "lose", times=times))
+
+    def conflict(self, operation: str = "TransactWriteItems", *, times: int = 1) -> None:
+        self.faults.append(Fault(operation, "conflict", times=times))
+
+    def count(self, operation: str) -> int:
+        return self.calls.count(operation)
+
+    def reset_stats(self) -> None:
+        self.calls.clear()
+        self.max_in_flight = 0
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=4, force_close=True)
+        )
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=0.5)  # fmt: skip
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    def _take(self, operation: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.operation == operation and fault.times != 0:
+                if fault.times > 0:
+                    fault.times -= 1
+                return fault
+        return None
+
+    @staticmethod
+    def _error(code: str, status: int, **extra: Any) -> web.Response:
+        body = {"__type": ERROR_PREFIX + code, "message": "injected by the test proxy", **extra}
+        return web.Response(status=status, body=orjson.dumps(body),
+                            content_type="application/x-amz-json-1.0")  # fmt: skip
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            body = await request.read()
+            async with self._lock:
+                return await self._answer(request, body)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        operation = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
+        self.calls.append(operation)
+        fault = self._take(operation)
+        if fault is not None and fault.kind == "fail":
+            return self._error(fault.code, fault.status)
+        if fault is not None and fault.kind == "conflict":
+            n = len(orjson.loads(body).get("TransactItems", ()))
+            reasons = [{"Code": "TransactionConflict", "Message": "injected"}]
+            reasons += [{"Code": "None"}] * (n - 1)
+            return self._error("TransactionCanceledException", 400, CancellationReasons=reasons)
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        async with self._session.post(
+            self.upstream + request.rel_url.raw_path_qs, headers=headers, data=body
+        ) as upstream:
+            payload = await upstream.read()
+            out_headers = {
+                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS
+            }
+            status = upstream.status
+        if fault is not None and fault.kind == "lose":
+            return self._error("InternalServerError", 500)
+        return web.Response(status=status, body=payload, headers=out_headers)
