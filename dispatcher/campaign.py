@@ -46,10 +46,11 @@ Limits: Daily and Total caps
 from __future__ import annotations
 
 import hashlib
+import time
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -66,6 +67,7 @@ __all__ = [
     "Treatment",
     "Treatments",
     "bucket",
+    "cap_check",
     "cap_status",
     "effective_limits",
 ]
@@ -434,11 +436,17 @@ class Expiry:
         else:
             self.deadline = start + self.maximum_duration
 
-    def expired(self, now: datetime | float) -> bool:
-        """True once ``now`` is past the deadline (the deadline instant itself is in time)."""
+    def expired(self, now: datetime | float | None = None) -> bool:
+        """True once ``now`` is past the deadline (the deadline instant itself is in time).
+
+        Without ``now``, the clock of ``start``: so ``expiry.expired`` is a ready
+        ``Callable[[], bool]`` (``Stages.expired``).
+        """
         deadline = self.deadline
         if deadline is None:
             return False
+        if now is None:
+            now = datetime.now(UTC) if isinstance(deadline, datetime) else time.monotonic()
         if isinstance(deadline, datetime) != isinstance(now, datetime):
             raise TypeError("Expiry.expired: compare a datetime with a datetime, a monotonic "
                             "reading with a monotonic reading")  # fmt: skip
@@ -475,3 +483,49 @@ def cap_status(limits: Limits, daily_count: int, total_count: int) -> Status | N
     if limits.daily and daily_count >= limits.daily:
         return Status.DAILY_CAP
     return None
+
+
+History = Callable[..., Awaitable[Mapping[str, tuple[int, int]]]]
+"""The ledger's ``history(endpoint_ids, *, campaign_id, since)``: per endpoint, (sends
+since ``since`` (epoch seconds) in any campaign of the project, sends ever in this
+campaign)."""
+
+
+def cap_check(
+    history: History,
+    limits: Limits,
+    *,
+    campaign_id: str,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[list[Record]], Awaitable[dict[str, Outcome]]]:
+    """A batch cap check (``eligibility.CapCheck``): endpoint id -> DAILY_CAP / TOTAL_CAP.
+
+    One history query per batch; with neither cap set it asks nothing. Counts are what
+    the ledger holds when the batch is checked: sends still in flight are not in them.
+    """
+
+    async def check(records: list[Record]) -> dict[str, Outcome]:
+        if not (limits.daily or limits.total):
+            return {}
+        ids: Sequence[str] = [r.endpoint_id for r in records if r.endpoint_id is not None]
+        if not ids:
+            return {}
+        since = clock() - DAILY_WINDOW.total_seconds()
+        counts = await history(ids, campaign_id=campaign_id, since=since)
+        capped: dict[str, Outcome] = {}
+        for record in records:
+            eid = record.endpoint_id
+            if eid is None or eid in capped:
+                continue
+            daily, total = counts.get(eid, (0, 0))
+            status = cap_status(limits, daily, total)
+            if status is Status.TOTAL_CAP:
+                reason = f"the campaign already sent {total} message(s) here (Total cap {limits.total})"
+            elif status is Status.DAILY_CAP:
+                reason = f"{daily} message(s) in the last 24 h (Daily cap {limits.daily})"
+            else:
+                continue
+            capped[eid] = Outcome.of(record, status, reason)
+        return capped
+
+    return check

@@ -506,13 +506,13 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
     return settings
 
 
-def load_settings(
+def load_config_data(
     path: str | Path,
     *,
     campaign_json: str | Path | None = None,
     settings_json: str | Path | None = None,
-) -> Settings:
-    """Read and validate a TOML config file.
+) -> dict[str, Any]:
+    """The config document as data (TOML, with Pinpoint JSON merged in), unvalidated.
 
     ``campaign_json`` / ``settings_json`` replace ``[campaign]`` / merge into
     ``[project]`` from ``aws pinpoint get-campaign`` / ``get-application-settings`` output.
@@ -528,7 +528,18 @@ def load_settings(
         raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from None
     if campaign_json or settings_json:
         data = _merge_pinpoint_json(data, campaign_json, settings_json)
-    return parse_settings(data, str(path), path.parent)
+    return data
+
+
+def load_settings(
+    path: str | Path,
+    *,
+    campaign_json: str | Path | None = None,
+    settings_json: str | Path | None = None,
+) -> Settings:
+    """Read and validate a config file (see ``load_config_data``)."""
+    data = load_config_data(path, campaign_json=campaign_json, settings_json=settings_json)
+    return parse_settings(data, str(path), Path(path).parent)
 
 
 def _merge_pinpoint_json(

@@ -125,29 +125,8 @@ class FunctionPool:
     async def run(self, inv: Invocation) -> None:
         """Run ``inv`` on a worker and wait for its outcome (always finishes ``inv``)."""
         self._stats.invocations += 1
-        # A warm worker can exit between two invocations (a runtime that exits after
-        # posting its result): the event goes to another worker, as Lambda would run
-        # it in a fresh environment.
-        for _ in range(3):
-            if self.closing:
-                inv.fail("Runtime.Unavailable", "the Lambda host is shutting down")
-                return
-            if self._idle:
-                worker = self._idle.pop()
-                worker.current = inv
-                worker.inbox.send_nowait(inv)
-            else:
-                worker = await self._start_worker(inv)
-            with anyio.move_on_after(self._init_timeout):
-                await inv.delivered.wait()
-            if not inv.bounced:
-                break
-            inv.rearm()
-        else:
-            inv.fail("Runtime.ExitError", "workers exited before taking the event")
-        if not inv.delivered.is_set():
-            self._timed_out(worker, inv, self._init_timeout)
-        elif not inv.finished.is_set():
+        worker = await self._hand_over(inv)
+        if worker is not None and not inv.finished.is_set():
             remaining = inv.started + self.spec.timeout - anyio.current_time()
             with anyio.move_on_after(remaining):
                 await inv.finished.wait()
@@ -155,6 +134,40 @@ class FunctionPool:
                 self._timed_out(worker, inv, self.spec.timeout)
         if inv.function_error is not None:
             self._stats.errors += 1
+
+    async def _hand_over(self, inv: Invocation) -> Worker | None:
+        """Give ``inv`` to a worker and wait until it takes it (``next``).
+
+        Returns that worker, or None when ``inv`` was finished on the way (init error,
+        init timeout, shutdown). A warm worker can exit between two invocations (a
+        runtime that exits after posting its result): the event then goes to another
+        worker, as Lambda would run it in a fresh environment.
+        """
+        for _ in range(3):
+            if self.closing:
+                inv.fail("Runtime.Unavailable", "the Lambda host is shutting down")
+                return None
+            if self._idle:
+                worker = self._idle.pop()
+                worker.current = inv
+                worker.inbox.send_nowait(inv)
+            else:
+                try:
+                    worker = await self._start_worker(inv)
+                except OSError as exc:  # e.g. the interpreter or node cannot be executed
+                    self._stats.crashes += 1
+                    inv.fail("Runtime.InvalidEntrypoint", f"cannot start the runtime: {exc}")
+                    return None
+            with anyio.move_on_after(self._init_timeout):
+                await inv.delivered.wait()
+            if not inv.delivered.is_set():
+                self._timed_out(worker, inv, self._init_timeout)
+                return None
+            if not inv.bounced:
+                return worker
+            inv.rearm()
+        inv.fail("Runtime.ExitError", "workers exited before taking the event")
+        return None
 
     def _timed_out(self, worker: Worker, inv: Invocation, seconds: float) -> None:
         self._stats.timeouts += 1

@@ -43,6 +43,7 @@ NODE_PACKAGE_DIR = Path(__file__).parent
 """Where ``package.json`` is: ``npm ci --prefix dispatcher/lambda_host`` installs here."""
 
 _ids = itertools.count(1)
+_RESERVED_PREFIXES = ("AWS_LAMBDA_", "_LAMBDA_", "LAMBDA_", "_HANDLER", "_X_AMZN_TRACE_ID")
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,9 @@ class Worker:
         """The host's environment, the function's, and Lambda's reserved variables."""
         spec = self.spec
         stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        env = dict(os.environ)
+        # Lambda's own variables come from the host alone (an inherited
+        # AWS_LAMBDA_MAX_CONCURRENCY, say, would switch the runtime client's mode).
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_RESERVED_PREFIXES)}
         env.update(spec.environment)
         env.update(
             {

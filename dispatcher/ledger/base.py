@@ -135,8 +135,10 @@ class Ledger(Protocol):
     async def counts(self, run_id: str) -> dict[str, int]:
         """Outcomes recorded so far, by status."""
 
-    def outcomes(self, run_id: str) -> AsyncIterator[list[Outcome]]:
-        """All recorded outcomes of the run, in line order, in batches."""
+    def outcomes(
+        self, run_id: str, *, lines: tuple[int, int] | None = None
+    ) -> AsyncIterator[list[Outcome]]:
+        """Recorded outcomes of the run (``lines``: an inclusive range), in line order."""
 
     async def in_doubt(self, run_id: str, sender: str) -> list[tuple[str, int]]:
         """Claims of ``sender`` with no recorded result: (endpoint id, line)."""

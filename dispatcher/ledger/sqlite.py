@@ -99,22 +99,24 @@ class SqliteLedger:
 
     # -- outcomes and claims -------------------------------------------------------------
     async def lines_with_status(
-        self, run_id: str, statuses: Iterable[str] | None = None
+        self,
+        run_id: str,
+        statuses: Iterable[str] | None = None,
+        *,
+        lines: tuple[int, int] | None = None,
     ) -> LineSet:
         await self.flush()
-        lines = LineSet()
-        if statuses is None:
-            cur = self._db.execute("SELECT line FROM outcomes WHERE run_id = ?", (run_id,))
-        else:
+        first, last = lines or (0, 1 << 62)
+        query = "SELECT line FROM outcomes WHERE run_id = ? AND line BETWEEN ? AND ?"
+        params: list[Any] = [run_id, first, last]
+        if statuses is not None:
             wanted = list(statuses)
-            marks = ",".join("?" * len(wanted))
-            cur = self._db.execute(
-                f"SELECT line FROM outcomes WHERE run_id = ? AND status IN ({marks})",
-                (run_id, *wanted),
-            )
-        for (line,) in cur:
-            lines.add(line)
-        return lines
+            query += f" AND status IN ({','.join('?' * len(wanted))})"
+            params += wanted
+        found = LineSet()
+        for (line,) in self._db.execute(query, params):
+            found.add(line)
+        return found
 
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
         if not claims:
@@ -214,12 +216,15 @@ class SqliteLedger:
         )
         return {status: n for status, n in rows}
 
-    async def outcomes(self, run_id: str) -> AsyncIterator[list[Outcome]]:
+    async def outcomes(
+        self, run_id: str, *, lines: tuple[int, int] | None = None
+    ) -> AsyncIterator[list[Outcome]]:
         await self.flush()
+        first, last = lines or (0, 1 << 62)
         cur = self._db.execute(
             "SELECT line, endpoint_id, status, reason, channel, treatment FROM outcomes "
-            "WHERE run_id = ? ORDER BY line",
-            (run_id,),
+            "WHERE run_id = ? AND line BETWEEN ? AND ? ORDER BY line",
+            (run_id, first, last),
         )
         while rows := cur.fetchmany(2000):
             yield [Outcome(line, eid, Status(st), reason, ch, tr)
