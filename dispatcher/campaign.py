@@ -41,6 +41,7 @@ Limits: Daily and Total caps
     sends to the endpoint over all its runs. An endpoint whose count has reached the cap
     ends ``TOTAL_CAP`` (checked first: it will not pass in a later run either) or
     ``DAILY_CAP``. ``Session`` has no meaning without app sessions and is ignored.
+    ``cap_check`` turns the ledger's send history into a batch check for the pipeline.
 """
 
 from __future__ import annotations
@@ -244,7 +245,9 @@ def _treatment(campaign: Campaign, item: Any, i: int, error: Any) -> Treatment:
         raise error(where, f"expected a table, got {type(item).__name__}")
     for key in item:
         if key not in TREATMENT_KEYS:
-            raise error(f"{where}.{key}", f"unknown key; use one of {', '.join(sorted(TREATMENT_KEYS))}")
+            raise error(
+                f"{where}.{key}", f"unknown key; use one of {', '.join(sorted(TREATMENT_KEYS))}"
+            )
     size = item.get("SizePercent")
     if isinstance(size, bool) or not isinstance(size, int):
         raise error(f"{where}.SizePercent", "is required: an integer percentage of the segment")
@@ -267,7 +270,9 @@ def _treatment(campaign: Campaign, item: Any, i: int, error: Any) -> Treatment:
     mc = item.get("MessageConfiguration")
     if mc:
         if not isinstance(mc, Mapping):
-            raise error(f"{where}.MessageConfiguration", f"expected a table, got {type(mc).__name__}")
+            raise error(
+                f"{where}.MessageConfiguration", f"expected a table, got {type(mc).__name__}"
+            )
         for key, message in mc.items():
             if key not in MESSAGE_KEYS:
                 raise error(f"{where}.MessageConfiguration.{key}", "unknown message key")
@@ -520,7 +525,9 @@ def cap_check(
             daily, total = counts.get(eid, (0, 0))
             status = cap_status(limits, daily, total)
             if status is Status.TOTAL_CAP:
-                reason = f"the campaign already sent {total} message(s) here (Total cap {limits.total})"
+                reason = (
+                    f"the campaign already sent {total} message(s) here (Total cap {limits.total})"
+                )
             elif status is Status.DAILY_CAP:
                 reason = f"{daily} message(s) in the last 24 h (Daily cap {limits.daily})"
             else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,19 +77,35 @@ def _settings(config: str, args: argparse.Namespace) -> Any:
 
 
 async def _run_info(args: argparse.Namespace) -> Any:
-    from dispatcher.ledger import LEDGER_FILE, SqliteLedger
+    """(RunInfo, counts by status, shards) from the run's ledger, SQLite or DynamoDB."""
+    table = getattr(args, "ledger_table", None)
+    if table:
+        from dispatcher.aws import AwsClients
+        from dispatcher.ledger.dynamodb import DynamoLedger
 
-    path = Path(args.ledger) if args.ledger else Path(args.out) / LEDGER_FILE
-    if not path.is_file():
-        raise ConfigError(f"no ledger at {path} (use --out DIR or --ledger PATH)", key="--out")
-    ledger = SqliteLedger(path)
+        region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        clients = AwsClients(region or "us-east-1")
+        ledger: Any = DynamoLedger(table, clients=clients)
+        where = f"DynamoDB table {table}"
+    else:
+        from dispatcher.ledger import LEDGER_FILE, SqliteLedger
+
+        clients = None
+        path = Path(args.ledger) if args.ledger else Path(args.out) / LEDGER_FILE
+        if not path.is_file():
+            raise ConfigError(f"no ledger at {path} (use --out DIR or --ledger PATH)", key="--out")
+        ledger = SqliteLedger(path)
+        where = str(path)
     try:
         info = await ledger.get_run(args.run_id)
         if info is None:
-            raise ConfigError(f"run {args.run_id} is not in the ledger {path}", key="RUN_ID")
-        return info, await ledger.counts(args.run_id)
+            raise ConfigError(f"run {args.run_id} is not in the ledger {where}", key="RUN_ID")
+        shards = await ledger.shards(args.run_id) if table else []
+        return info, await ledger.counts(args.run_id), shards
     finally:
         await ledger.aclose()
+        if clients is not None:
+            await clients.aclose()
 
 
 def _retry(args: argparse.Namespace) -> int:
@@ -100,7 +117,7 @@ def _retry(args: argparse.Namespace) -> int:
     unknown = [s for s in statuses if s not in Status.__members__]
     if unknown or not statuses:
         raise ConfigError(f"unknown status {', '.join(unknown) or '(none)'}", key="--status")
-    info, _ = anyio.run(_run_info, args)
+    info, _, _ = anyio.run(_run_info, args)
     settings = _settings(args.config or info.config, args)
     summary = run(
         settings,
@@ -119,8 +136,8 @@ def _retry(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import anyio
 
-    info, counts = anyio.run(_run_info, args)
-    report = {
+    info, counts, shards = anyio.run(_run_info, args)
+    report: dict[str, Any] = {
         "RunId": info.run_id,
         "State": info.state,
         "Attempt": info.attempt,
@@ -131,6 +148,9 @@ def _status(args: argparse.Namespace) -> int:
         "Settled": sum(counts.values()),
         "ByStatus": dict(sorted(counts.items())),
     }
+    if shards or "shards" in info.extra:
+        states = Counter(str(s.get("state", "?")) for s in shards)
+        report["Shards"] = {"Total": info.extra.get("shards", len(shards)), **states}
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
         return EXIT_OK
@@ -139,7 +159,76 @@ def _status(args: argparse.Namespace) -> int:
     print(f"settled {report['Settled']:,} records")
     for status, n in report["ByStatus"].items():
         print(f"  {status:<20}{n:>12,}")
+    if "Shards" in report:
+        print("shards " + "  ".join(f"{k} {v}" for k, v in report["Shards"].items()))
     return EXIT_OK
+
+
+def _submit(args: argparse.Namespace) -> int:
+    import anyio
+
+    from dispatcher.aws import AwsClients
+    from dispatcher.submit import submit
+
+    async def go() -> tuple[str, int]:
+        settings = load_settings(args.config)
+        clients = AwsClients(settings.project.region)
+        try:
+            return await submit(args.config, queue_url=args.queue, clients=clients,
+                                segment=args.segment, output=args.output, table=args.ledger_table,
+                                target_records=args.shard_size,
+                                campaign_json=args.campaign_json,
+                                settings_json=args.settings_json)  # fmt: skip
+        finally:
+            await clients.aclose()
+
+    run_id, jobs = anyio.run(go)
+    print(f"RunId {run_id}", flush=True)
+    print(f"{jobs} shard jobs on {args.queue}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import logging
+
+    import anyio
+
+    from dispatcher.aws import AwsClients
+    from dispatcher.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("set --region or AWS_REGION", key="--region")
+
+    async def go() -> int:
+        clients = AwsClients(region, max_pool_connections=64)
+        worker = Worker(queue_url=args.queue, clients=clients, grace=args.grace,
+                        wait_time=args.wait, burst=args.burst)  # fmt: skip
+        try:
+            if args.check:
+                try:
+                    await worker.check()
+                except DispatchError as exc:
+                    print(f"dispatcher: unhealthy: {exc}", file=sys.stderr)
+                    return EXIT_FAILED
+                print("ok")
+                return EXIT_OK
+            runner = None
+            if args.metrics_port is not None:
+                from dispatcher.metrics import serve_metrics
+
+                runner = await serve_metrics(worker, args.metrics_host, args.metrics_port)
+            try:
+                await worker.run()
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
+            return EXIT_OK
+        finally:
+            await clients.aclose()
+
+    return anyio.run(go)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser, *, allow_none: bool = True) -> None:
@@ -194,10 +283,35 @@ def build_parser() -> argparse.ArgumentParser:
     _ledger_flags(retry, allow_none=False)
     retry.set_defaults(func=_retry)
 
+    submit = sub.add_parser("submit", help="split a run into shard jobs on an SQS queue")
+    submit.add_argument("config", help="campaign config (TOML)")
+    submit.add_argument("--queue", required=True, metavar="QUEUE_URL")
+    submit.add_argument("--segment", help="s3://bucket/key or s3://bucket/prefix/")
+    submit.add_argument("--output", metavar="S3_PREFIX", help="where outcomes and summary go")
+    submit.add_argument("--ledger-table", help="DynamoDB ledger table ([ledger] dynamodb_table)")
+    submit.add_argument("--shard-size", type=int, default=5000, help="records per shard job")
+    submit.add_argument("--campaign-json", metavar="FILE")
+    submit.add_argument("--settings-json", metavar="FILE")
+    submit.set_defaults(func=_submit)
+
+    worker = sub.add_parser("worker", help="run shard jobs from an SQS queue (a fleet member)")
+    worker.add_argument("--queue", required=True, metavar="QUEUE_URL")
+    worker.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    worker.add_argument("--check", action="store_true", help="health check: exit 0 if ready")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--grace", type=float, default=30.0,
+                        help="seconds an in-flight shard gets after SIGTERM (default 30)")
+    worker.add_argument("--wait", type=int, default=20, help="long-poll seconds (default 20)")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker.set_defaults(func=_worker)
+
     status = sub.add_parser("status", help="progress and counts of a run (also while it runs)")
     status.add_argument("run_id", metavar="RUN_ID")
     status.add_argument("--out", default="out", help="the run's output directory")
     status.add_argument("--ledger", metavar="PATH", help="ledger file (default: OUT/ledger.sqlite)")
+    status.add_argument("--ledger-table", help="DynamoDB ledger table of a fleet run")
+    status.add_argument("--region", help="AWS region of the ledger table")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=_status)
     try:

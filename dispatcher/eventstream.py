@@ -347,9 +347,16 @@ class _AwsSink:
             if code == "ResourceNotFoundException":
                 raise ConfigError(
                     f"{self.arn} does not exist (or is in another region/account)",
-                    file=self.config_file, key="event_stream.DestinationStreamArn",
+                    file=self.config_file,
+                    key="event_stream.DestinationStreamArn",
                 ) from None
             # Describe may simply not be granted; the writes themselves will tell.
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise EventStreamError(str(exc), destination=self.arn) from exc
+        except (BotoCoreError, aiohttp.ClientError, OSError) as exc:
+            raise EventStreamError(
+                f"cannot reach the service: {type(exc).__name__}: {exc}", destination=self.arn
+            ) from exc
 
     async def write(self, records: list[dict[str, Any]]) -> None:
         batch: list[tuple[bytes, str]] = []
@@ -614,7 +621,8 @@ def create_sink(
                     "stream or Kinesis stream ARN) or path (a JSON-lines file)")  # fmt: skip
     m = _ARN.match(arn)
     if m is None or (m["service"], m["kind"]) not in (
-        ("firehose", "deliverystream"), ("kinesis", "stream")
+        ("firehose", "deliverystream"),
+        ("kinesis", "stream"),
     ):
         raise error(
             "DestinationStreamArn",

@@ -67,7 +67,9 @@ def _read(path: str | Path) -> Any:
         raise ConfigError(f"invalid JSON: {exc}", file=str(path)) from None
 
 
-def _unwrap(data: Any, wrapper: str, looks_bare: frozenset[str], file: str) -> tuple[dict[str, Any], str]:
+def _unwrap(
+    data: Any, wrapper: str, looks_bare: frozenset[str], file: str
+) -> tuple[dict[str, Any], str]:
     if isinstance(data, dict) and set(data) == {wrapper}:
         inner = data[wrapper]
         if not isinstance(inner, dict):

@@ -13,6 +13,7 @@ reader when a worker is ready for it. Every record ends in exactly one outcome.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,6 +202,7 @@ async def hook_worker(
                 records = await _claim_chunk(s, chunk)
                 if not records:
                     continue
+            began = time.monotonic()
             try:
                 result = await invoke_with_policy(
                     transport, s.events.build(chunk), s.policy, on_attempt=count_attempt
@@ -214,11 +216,15 @@ async def hook_worker(
                     continue
                 accepted, ignored = filter_result(result, records)
             except HookError as exc:
+                s.counters.hook_chunks += 1
+                s.counters.hook_seconds += time.monotonic() - began
                 reason = f"hook {transport.name}: {exc.reason}"
                 await s.record(
                     [Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()]
                 )
                 continue
+            s.counters.hook_chunks += 1
+            s.counters.hook_seconds += time.monotonic() - began
             s.ignored_hook_ids += ignored
             s.counters.hooked += len(accepted)
             settled, items = [], []

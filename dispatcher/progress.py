@@ -19,6 +19,9 @@ class Counters:
     sent: int = 0
     failed: int = 0
     hook_invocations: int = 0
+    hook_chunks: int = 0
+    hook_seconds: float = 0.0
+    """Time from a chunk's first attempt to its last answer, summed (hook latency)."""
     started: float = field(default_factory=time.monotonic)
 
     def line(self) -> str:

@@ -21,6 +21,7 @@ from dispatcher.campaign import (
     QuietTime,
     Treatments,
     bucket,
+    cap_check,
     cap_status,
     effective_limits,
 )
@@ -130,10 +131,11 @@ def test_assign_record_sets_the_treatment_or_returns_a_holdout_outcome(tmp_path:
 
 
 def test_treatment_messages_inherit_or_replace_the_campaigns(tmp_path: Path) -> None:
+    custom = {"DeliveryUri": "https://x.example", "EndpointTypes": ["SMS"]}
     s = make_settings(tmp_path, campaign={"AdditionalTreatments": [
         {"SizePercent": 30},
         {"SizePercent": 30, "MessageConfiguration": SMS_EMAIL_GCM_C,
-         "CustomDeliveryConfiguration": {"DeliveryUri": "https://x.example", "EndpointTypes": ["SMS"]}},
+         "CustomDeliveryConfiguration": custom},
     ]})  # fmt: skip
     t = Treatments.from_settings(s)
     mcs = t.message_configurations()
@@ -381,6 +383,15 @@ def test_expiry_on_wall_clock_for_a_resumed_run() -> None:
         Expiry(datetime(2026, 10, 1, 12, 0), 60)
 
 
+def test_expiry_without_now_reads_the_clock_of_its_start() -> None:
+    import time
+
+    assert not Expiry(time.monotonic(), 60).expired()
+    assert Expiry(time.monotonic() - 61, 60).expired()
+    assert Expiry(datetime.now(UTC) - timedelta(seconds=61), 60).expired()
+    assert not Expiry(datetime.now(UTC), 60).expired()
+
+
 def test_no_maximum_duration_never_expires() -> None:
     for duration in (None, 0):
         assert not Expiry(0.0, duration).expired(10.0**9)
@@ -414,3 +425,28 @@ def test_campaign_limits_override_project_limits_field_by_field() -> None:
 )
 def test_cap_status(limits: Limits, daily: int, total: int, expected: Status | None) -> None:
     assert cap_status(limits, daily, total) is expected
+
+
+@pytest.mark.anyio
+async def test_cap_check_asks_the_history_once_per_batch() -> None:
+    asked: list[tuple[list[str], str, float]] = []
+    history = {"ep-1": (2, 0), "ep-2": (0, 5), "ep-3": (1, 4)}
+
+    async def ledger_history(ids: list[str], *, campaign_id: str, since: float):
+        asked.append((list(ids), campaign_id, since))
+        return {i: history[i] for i in ids if i in history}
+
+    check = cap_check(ledger_history, Limits(daily=2, total=5), campaign_id="camp-1",
+                      clock=lambda: 100_000.0)  # fmt: skip
+    records = [
+        Record(n, f"ep-{n}", {"ChannelType": "SMS", "Address": f"+1{n}"}) for n in (1, 2, 3, 4)
+    ]
+    capped = await check(records)
+    assert asked == [(["ep-1", "ep-2", "ep-3", "ep-4"], "camp-1", 100_000.0 - 86_400)]
+    assert {eid: o.status for eid, o in capped.items()} == {
+        "ep-1": Status.DAILY_CAP,
+        "ep-2": Status.TOTAL_CAP,
+    }
+    assert capped["ep-1"].line == 1 and "Daily cap 2" in (capped["ep-1"].reason or "")
+    nothing = cap_check(ledger_history, Limits(messages_per_second=5), campaign_id="camp-1")
+    assert await nothing(records) == {} and len(asked) == 1  # no caps: no query

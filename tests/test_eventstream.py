@@ -223,8 +223,8 @@ def test_arns_choose_the_sink_and_region() -> None:
               "ApplicationId": APP, "LastModifiedDate": "2024-01-01T00:00:00.000Z"}  # fmt: skip
     fh = create_sink(pasted, clients=clients, out_dir=Path("."))
     assert isinstance(fh, FirehoseSink) and (fh.region, fh.name) == ("eu-west-1", "pp")
-    ks = create_sink({"DestinationStreamArn": "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/s.1"},
-                     clients=clients, out_dir=Path("."))  # fmt: skip
+    cn = "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/s.1"
+    ks = create_sink({"DestinationStreamArn": cn}, clients=clients, out_dir=Path("."))
     assert isinstance(ks, KinesisSink) and (ks.region, ks.name) == ("cn-north-1", "s.1")
 
 
@@ -358,8 +358,9 @@ def kinesis_records(moto: MotoServer, name: str) -> list[dict[str, Any]]:
     kinesis = boto("kinesis", moto)
     out = []
     for shard in kinesis.list_shards(StreamName=name)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=name, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]  # fmt: skip
+        it = kinesis.get_shard_iterator(
+            StreamName=name, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         while it:
             page = kinesis.get_records(ShardIterator=it, Limit=10_000)
             out.extend(page["Records"])
@@ -422,8 +423,8 @@ class StreamServer(WireServer):
         fault = self.plan.pop(0) if self.plan else set()
         if isinstance(fault, tuple):
             status, code = fault
-            return web.Response(body=orjson.dumps({"__type": code, "message": "injected"}),
-                                status=status, content_type="application/x-amz-json-1.1")  # fmt: skip
+            body = orjson.dumps({"__type": code, "message": "injected"})
+            return web.Response(body=body, status=status, content_type="application/x-amz-json-1.1")
         firehose = target == "Firehose_20150804.PutRecordBatch"
         results = []
         for i, record in enumerate(body["Records"]):
@@ -529,3 +530,15 @@ async def test_oversized_records_are_lost_not_sent(
     assert sorted(client_ids(streams.accepted)) == ["ep-0", "ep-1", "ep-2"]
     assert (sink.written, sink.lost) == (3, 1)
     assert "over the" in sink.last_error
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_destination_fails_open_with_our_error(clients: AwsClients) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    sink = fast_sink("kinesis", clients, f"http://127.0.0.1:{port}")
+    with pytest.raises(EventStreamError, match="cannot reach"):
+        await sink.open()

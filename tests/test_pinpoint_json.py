@@ -202,8 +202,10 @@ def test_merge_tables_application_id_from_toml_then_settings_then_campaign(tmp_p
 
 def test_merge_tables_lets_toml_campaign_keys_override_the_json(tmp_path: Path) -> None:
     campaign = campaign_table(write(tmp_path, "campaign.json", GET_CAMPAIGN))
-    doc = {"project": {"Region": "us-east-1"},
-           "campaign": {"Hook": {"LambdaFunctionName": "local-filter"}, "Limits": {"Daily": 1}}}  # fmt: skip
+    doc = {
+        "project": {"Region": "us-east-1"},
+        "campaign": {"Hook": {"LambdaFunctionName": "local-filter"}, "Limits": {"Daily": 1}},
+    }
     settings = parse_settings(merge_tables(doc, campaign=campaign), "run.toml", tmp_path)
     assert settings.hook == CampaignHook("local-filter", None, "FILTER")
     assert settings.campaign.limits == Limits(daily=1)

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
         # sys.path[0] is this file's folder: replace it with the task root (the cwd),
         # as ``python -m awslambdaric`` would have it.
         sys.path[0] = os.getcwd()
-        from awslambdaric.__main__ import main as ric_main  # type: ignore[import-untyped]
+        from awslambdaric.__main__ import main as ric_main
 
         ric_main(["awslambdaric", argv[3]])
     else:  # pragma: no cover - the host only uses the two modes above

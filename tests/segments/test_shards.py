@@ -79,7 +79,7 @@ COLUMNS = ["Id", "ChannelType", "Address", "Attributes.Tier", "Attributes.Tier",
 
 @st.composite
 def jsonl_object(draw: st.DrawFn, bom: bool) -> bytes:
-    lines = draw(st.lists(JSON_LINES, max_size=12))
+    lines = draw(st.lists(JSON_LINES, max_size=10))
     newline = draw(st.sampled_from([b"\n", b"\r\n"]))
     data = newline.join(lines)
     if lines and draw(st.booleans()):
@@ -94,7 +94,7 @@ def csv_object(draw: st.DrawFn, bom: bool) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator=terminator)
     writer.writerow(header)
-    for _ in range(draw(st.integers(0, 10))):
+    for _ in range(draw(st.integers(0, 8))):
         kind = draw(st.sampled_from(["row", "row", "row", "short", "blank", "number"]))
         if kind == "blank":
             out.write(terminator)
@@ -116,9 +116,9 @@ def csv_object(draw: st.DrawFn, bom: bool) -> bytes:
 
 @st.composite
 def segments(draw: st.DrawFn) -> list[tuple[str, bytes, str]]:
-    """1-4 objects ``(name, stored bytes, format)``: JSON lines and CSV, plain and gzip."""
+    """1-3 objects ``(name, stored bytes, format)``: JSON lines and CSV, plain and gzip."""
     objects = []
-    for i in range(draw(st.integers(1, 4))):
+    for i in range(draw(st.integers(1, 3))):
         fmt = draw(st.sampled_from(["jsonl", "csv"]))
         bom = i == 0 and draw(st.booleans())
         data = draw(csv_object(bom) if fmt == "csv" else jsonl_object(bom))
@@ -128,11 +128,11 @@ def segments(draw: st.DrawFn) -> list[tuple[str, bytes, str]]:
     return objects
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
 @given(
     objects=segments(),
-    target=st.integers(1, 6),
+    target=st.integers(1, 5),
     chunk_size=st.sampled_from([1, 3, 16, 1 << 20]),
 )
 async def test_shards_concatenated_are_the_source_and_the_source_is_the_local_readers(
@@ -237,10 +237,11 @@ async def test_a_large_object_is_cut_into_many_shards(
     assert [s.records for s in shards] == [10_000, 10_000, 8_000]
     check_plan(shards, 10_000)
 
-    source = await collect(S3Source(url, clients, chunk_size=chunk))
     got = await read_shards(shards, clients, chunk_size=chunk)
-    assert len(got) == n
-    assert as_tuples(got) == as_tuples(source)
+    assert [r.endpoint_id for r in got] == [f"ep-{i}" for i in range(n)]
+    # A blank line after records 0, 1000, 2000...: ceil(i / 1000) of them before record i.
+    assert [r.line for r in got] == [i + 1 + -(-i // 1000) for i in range(n)]
+    assert got[-1].definition == {k: v for k, v in endpoint(n - 1).items() if k != "Id"}
 
 
 async def test_start_line_within_a_shard(clients: AwsClients, s3: Any, bucket: str) -> None:

@@ -1,0 +1,135 @@
+"""``dispatcher submit``: cut a run into shard jobs and put them on an SQS queue.
+
+The segment (``s3://bucket/key`` or a prefix of objects) is read once to find record-
+aligned cut points (``segments.shards.plan_shards``); each shard becomes one SQS message
+carrying the run's config, so any worker can process any shard. The run and its shard
+count go into the DynamoDB ledger first, so ``dispatcher status`` knows what to expect.
+
+Job message (JSON)::
+
+    {"Type": "dispatcher.shard/1", "RunId": "...", "Shard": {...Shard.to_json()...},
+     "Shards": 12, "Config": {"Path": "/abs/campaign.toml", "Data": {...}},
+     "Ledger": {"Table": "dispatcher-ledger", "Region": "us-east-1"},
+     "Output": "s3://bucket/runs/RUN_ID/"}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dispatcher.aws import AwsClients
+from dispatcher.config import Settings, load_config_data, parse_settings
+from dispatcher.errors import ConfigError
+from dispatcher.ledger.base import RunInfo
+from dispatcher.outcomes import now_iso
+
+JOB_TYPE = "dispatcher.shard/1"
+MAX_MESSAGE = 256 * 1024
+"""SQS's message size limit."""
+
+
+def job_messages(
+    *,
+    run_id: str,
+    shards: list[Any],
+    config_path: str,
+    config_data: dict[str, Any],
+    table: str,
+    region: str,
+    output: str,
+) -> list[bytes]:
+    """One JSON message per shard."""
+    common = {
+        "Type": JOB_TYPE,
+        "RunId": run_id,
+        "Shards": len(shards),
+        "Config": {"Path": config_path, "Data": config_data},
+        "Ledger": {"Table": table, "Region": region},
+        "Output": output,
+    }
+    messages = []
+    for shard in shards:
+        body = orjson.dumps({**common, "Shard": shard.to_json()})
+        if len(body) > MAX_MESSAGE:
+            raise ConfigError(
+                f"a shard job is {len(body)} bytes, over SQS's {MAX_MESSAGE}-byte limit; "
+                "the config is too large to travel with each job"
+            )
+        messages.append(body)
+    return messages
+
+
+def ledger_table(settings: Settings, override: str | None) -> str:
+    table = override or settings.ledger.get("dynamodb_table")
+    if not table:
+        raise ConfigError(
+            "a fleet run needs the DynamoDB ledger: set [ledger] dynamodb_table or --ledger-table",
+            file=settings.file,
+            key="ledger.dynamodb_table",
+        )
+    return str(table)
+
+
+async def submit(
+    config: str | Path,
+    *,
+    queue_url: str,
+    clients: AwsClients,
+    segment: str | None = None,
+    output: str | None = None,
+    table: str | None = None,
+    run_id: str | None = None,
+    target_records: int = 5000,
+    campaign_json: str | None = None,
+    settings_json: str | None = None,
+) -> tuple[str, int]:
+    """Plan and enqueue a fleet run; return (RunId, number of shard jobs)."""
+    from dispatcher.dispatch import new_run_id
+    from dispatcher.ledger.dynamodb import DynamoLedger
+    from dispatcher.segments.s3 import is_s3_url
+    from dispatcher.segments.shards import plan_shards
+
+    path = Path(config).resolve()
+    data = load_config_data(path, campaign_json=campaign_json, settings_json=settings_json)
+    settings = parse_settings(data, str(config), path.parent)
+    source = segment or settings.segment_source
+    if not source or not is_s3_url(source):
+        raise ConfigError(
+            f"a fleet run reads its segment from S3 (s3://bucket/key or prefix), got {source!r}",
+            file=settings.file,
+            key="--segment" if segment else "segment.source",
+        )
+    table_name = ledger_table(settings, table)
+    run_id = run_id or new_run_id()
+    out = output or f"{source.rstrip('/').rsplit('/', 1)[0]}/runs/{run_id}/"
+    shards = await plan_shards(source, clients, target_records=target_records,
+                               fmt=settings.segment_format)  # fmt: skip
+    ledger = DynamoLedger(table_name, clients=clients)
+    try:
+        info = RunInfo(
+            run_id=run_id,
+            config=str(path),
+            segment=source,
+            campaign_id=settings.campaign.id,
+            application_id=settings.project.application_id,
+            started_at=now_iso(),
+            extra={"shards": len(shards), "output": out, "queue": queue_url},
+        )
+        await ledger.start_run(info)
+    finally:
+        await ledger.aclose()
+    sqs = await clients.client("sqs")
+    bodies = job_messages(run_id=run_id, shards=shards, config_path=str(path), config_data=data,
+                          table=table_name, region=settings.project.region, output=out)
+    for start in range(0, len(bodies), 10):
+        entries = [{"Id": str(i), "MessageBody": body.decode()}
+                   for i, body in enumerate(bodies[start : start + 10])]  # fmt: skip
+        response = await sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+        if response.get("Failed"):
+            failed = response["Failed"][0]
+            raise ConfigError(f"SQS refused a shard job: {failed.get('Code')}: "
+                              f"{failed.get('Message')}", key="--queue")  # fmt: skip
+    return run_id, len(bodies)
