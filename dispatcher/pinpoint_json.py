@@ -122,7 +122,7 @@ def campaign_table(path: str | Path) -> dict[str, Any]:
     for key in data:
         if key not in CAMPAIGN_KEYS:
             raise ConfigError("unknown campaign field", file=file, key=_join(prefix, key))
-    table = _clean(data)
+    table: dict[str, Any] = _clean(data)
     for key in CAMPAIGN_READ_ONLY:
         table.pop(key, None)
     _clean_limits(table)
@@ -155,7 +155,7 @@ def settings_table(path: str | Path) -> dict[str, Any]:
         if key not in SETTINGS_KEYS | SETTINGS_DROPPED:
             raise ConfigError("unknown application settings field", file=file,
                               key=_join(prefix, key))  # fmt: skip
-    table = _clean(data)
+    table: dict[str, Any] = _clean(data)
     for key in SETTINGS_DROPPED:
         table.pop(key, None)
     _clean_limits(table)

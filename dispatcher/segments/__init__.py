@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from dispatcher.errors import ConfigError
 from dispatcher.model import Record
@@ -56,10 +56,18 @@ class FileSource:
         return reader(self.path, batch_size=self.batch_size, start_line=start_line)
 
 
-def open_source(spec: str, fmt: str | None = None) -> SegmentSource:
-    """Open a segment source named by a path (``s3://`` URLs come with the fleet)."""
+def open_source(spec: str, fmt: str | None = None, *, clients: Any = None) -> SegmentSource:
+    """Open a segment source: a local path (file or named pipe) or ``s3://bucket/key``
+    (or a prefix of objects), read with ``clients`` (``dispatcher.aws.AwsClients``)."""
+    if spec.startswith("s3://"):
+        from dispatcher.segments.s3 import S3Source
+
+        if clients is None:
+            raise ConfigError("an s3:// segment needs AWS clients")
+        return S3Source(spec, clients, fmt=fmt)
     path = Path(spec)
-    if not path.is_file():
+    # Named pipes are welcome: a generator can stream a segment that is never stored.
+    if not path.exists() or path.is_dir():
         raise ConfigError(f"segment source {spec!r} does not exist or is not a file")
     return FileSource(path, fmt)
 
