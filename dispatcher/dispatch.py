@@ -401,8 +401,14 @@ async def dispatch(
                 file=settings.file,
                 key="segment.source",
             )
+        d = settings.dispatch
+        clients = AwsClients(
+            settings.project.region,
+            max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10),
+        )
+        stack.push_async_callback(clients.aclose)
         try:
-            source = open_source(source_spec, settings.segment_format)
+            source = open_source(source_spec, settings.segment_format, clients=clients)
         except ConfigError as exc:
             key = "--segment" if segment else "segment.source"
             raise ConfigError(exc.message, file=settings.file, key=key) from None
@@ -413,6 +419,7 @@ async def dispatch(
             run_id=run_id,
             started_at=started_at,
             out=out,
+            clients=clients,
             handlers=handlers,
             senders=senders,
         )

@@ -581,7 +581,7 @@ class CsvRows:
         if self._decode_first:
             # utf-8-sig drops a BOM at the start of the object only, as TextIOWrapper does.
             self._decode_first = False
-            decoded.append(lines[0].decode("utf-8", "surrogateescape"))
+            decoded.append(lines[0].decode("utf-8-sig", "surrogateescape"))
             lines = lines[1:]
         decoded.extend(line.decode("utf-8", "surrogateescape") for line in lines)
         return list(self._records())
