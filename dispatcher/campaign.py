@@ -150,6 +150,11 @@ class Treatments:
         # ``bucket()``'s hash with the campaign part absorbed once; copied per endpoint.
         self._hasher = hashlib.blake2b(_campaign_prefix(campaign.id), digest_size=8)
 
+    @property
+    def is_split(self) -> bool:
+        """Whether any endpoint can land outside the main treatment."""
+        return bool(self.holdout_percent) or len(self.treatments) > 1
+
     @classmethod
     def from_campaign(
         cls, campaign: Campaign, file: str | None = None, *, key_prefix: str = "campaign"

@@ -545,17 +545,11 @@ def load_settings(
 def _merge_pinpoint_json(
     data: dict[str, Any], campaign_json: str | Path | None, settings_json: str | Path | None
 ) -> dict[str, Any]:
-    from dispatcher.pinpoint_json import campaign_table, settings_table
+    """Lay get-campaign / get-application-settings output under the TOML (TOML wins)."""
+    from dispatcher.pinpoint_json import campaign_table, merge_tables, settings_table
 
-    data = dict(data)
-    if settings_json:
-        data["project"] = {**data.get("project", {}), **settings_table(settings_json)}
-    if campaign_json:
-        campaign = campaign_table(campaign_json)
-        app_id = campaign.pop("ApplicationId", None)
-        project = dict(data.get("project", {}))
-        if app_id and not project.get("ApplicationId"):
-            project["ApplicationId"] = app_id
-        data["project"] = project
-        data["campaign"] = campaign
-    return data
+    return merge_tables(
+        data,
+        campaign=campaign_table(campaign_json) if campaign_json else None,
+        settings=settings_table(settings_json) if settings_json else None,
+    )

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.outbox import OutboxSender
 from dispatcher.channels.ratelimit import Limiter, RateLimiter
 from dispatcher.chunking import Chunker
+from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check, effective_limits
 from dispatcher.config import Settings
 from dispatcher.eligibility import AddressClaims, Admission, Eligibility
 from dispatcher.errors import ConfigError
+from dispatcher.eventstream import EventStream, create_sink
 from dispatcher.hooks import HookTransport, create_transport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy
@@ -68,24 +71,25 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def _treatments(settings: Settings) -> dict[str, Mapping[str, Any]]:
-    """Message configuration per TreatmentId ("0" is the campaign's own)."""
-    return {"0": settings.campaign.message_configuration}
-
-
-def _composers(settings: Settings) -> dict[tuple[str, str], Composer]:
+def _composers(settings: Settings, treatments: Treatments) -> dict[tuple[str, str], Composer]:
+    """A composer per (TreatmentId, ChannelType): templates compiled once, errors early."""
     composers = {}
-    campaign = settings.campaign
-    for channel in sorted(campaign.channels):
-        message = campaign.message_for(channel)
-        assert message is not None
-        where = f"campaign.MessageConfiguration.{channel}"
-        try:
-            composers[("0", channel)] = Composer(
-                channel, message, overridable=channel in OVERRIDE_CHANNELS, where=where
-            )
-        except ConfigError as exc:
-            raise ConfigError(exc.message, file=settings.file, key=exc.key) from None
+    for tid in treatments.ids:
+        for channel in sorted(settings.campaign.channels):
+            message = treatments.message_for(tid, channel)
+            if message is None:
+                continue
+            where = f"campaign.MessageConfiguration.{channel}"
+            if tid != "0":
+                where = (
+                    f"campaign.AdditionalTreatments[{int(tid) - 1}].MessageConfiguration.{channel}"
+                )
+            try:
+                composers[(tid, channel)] = Composer(
+                    channel, message, overridable=channel in OVERRIDE_CHANNELS, where=where
+                )
+            except ConfigError as exc:
+                raise ConfigError(exc.message, file=settings.file, key=exc.key) from None
     return composers
 
 
@@ -233,6 +237,8 @@ class RunContext:
     transport: HookTransport | None
     senders: dict[str, tuple[str, Sender]]
     composers: dict[tuple[str, str], Composer]
+    treatments: Treatments
+    event_stream: EventStream | None = None
 
 
 async def open_context(
@@ -248,7 +254,8 @@ async def open_context(
 ) -> RunContext:
     """Build the hook transport and the senders; ConfigError before anything is sent."""
     d = settings.dispatch
-    composers = _composers(settings)
+    treatments = Treatments.from_settings(settings)
+    composers = _composers(settings, treatments)
     if clients is None:
         clients = AwsClients(
             settings.project.region,
@@ -272,7 +279,21 @@ async def open_context(
         concurrency=d.send_concurrency,
     )
     by_channel = await _senders(settings, ctx, senders or {}, stack, started_at)
-    return RunContext(settings, run_id, started_at, out, clients, transport, by_channel, composers)
+    stream = None
+    if settings.event_stream:
+        sink = create_sink(settings.event_stream, clients=clients, out_dir=out, file=settings.file)
+        await sink.open()
+        stream = EventStream(
+            sink,
+            application_id=settings.project.application_id,
+            campaign_id=settings.campaign.id,
+            activity_id=run_id,
+            account_id=settings.project.account_id,
+            custom_endpoint_types=settings.campaign.custom_types,
+        )
+        stack.push_async_callback(stream.aclose)
+    return RunContext(settings, run_id, started_at, out, clients, transport, by_channel,
+                      composers, treatments, stream)  # fmt: skip
 
 
 async def execute(
@@ -292,7 +313,19 @@ async def execute(
     hook = settings.hook
     counters = counters or Counters()
     eligibility = Eligibility(settings.campaign.channels, dedup=claim_addresses is None)
-    admission = Admission(eligibility, claim_addresses=claim_addresses)
+    limits = effective_limits(settings.campaign.limits, settings.project.limits)
+    caps = None
+    if ledger is not None and (limits.daily or limits.total):
+        caps = cap_check(ledger.history, limits, campaign_id=settings.campaign.id)
+    admission = Admission(
+        eligibility,
+        treatments=ctx.treatments if ctx.treatments.is_split else None,
+        quiet=QuietTime.from_settings(settings),
+        caps=caps,
+        claim_addresses=claim_addresses,
+    )
+    expiry = Expiry(datetime.fromisoformat(ctx.started_at.replace("Z", "+00:00")),
+                    limits.maximum_duration)  # fmt: skip
     delivery = hook is not None and hook.mode == "DELIVERY"
     stages = Stages(
         run_id=ctx.run_id,
@@ -309,7 +342,7 @@ async def execute(
             campaign_id=settings.campaign.id,
             activity_id=ctx.run_id,
             scheduled_time=ctx.started_at,
-            configurations=_treatments(settings),
+            configurations=ctx.treatments.message_configurations(),
             legacy_message=delivery,
         ),
         policy=InvokePolicy(d.hook_deadline, d.hook_attempts, d.hook_attempt_timeout),
@@ -319,7 +352,9 @@ async def execute(
         send_attempts=d.send_attempts,
         ledger=ledger,
         skip=skip,
+        expired=expiry.expired,
         eligibility_only=admission.replay,
+        event_stream=ctx.event_stream,
     )
     with _collector_tuned():
         async with anyio.create_task_group() as tg:

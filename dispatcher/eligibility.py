@@ -224,6 +224,13 @@ class Admission:
         if self.caps is not None and admitted:
             capped = await self.caps(admitted)
             if capped:
-                settled.extend(capped.values())
-                admitted = [r for r in admitted if r.endpoint_id not in capped]
+                # One outcome per *record*: two records may share an endpoint id.
+                kept = []
+                for r in admitted:
+                    cap = capped.get(r.endpoint_id or "")
+                    if cap is None:
+                        kept.append(r)
+                    else:
+                        settled.append(Outcome.of(r, cap.status, cap.reason))
+                admitted = kept
         return settled, admitted

@@ -8,6 +8,7 @@
     │   ├── HookAttemptError      an attempt failed; ``retryable`` says if another may follow
     │   └── HookResultError       the return value is not a valid endpoints map (never retried)
     ├── SendError                 a provider rejected or failed a send
+    ├── EventStreamError          the event-stream destination refused a write for good
     └── LedgerError               the run ledger cannot be opened or is inconsistent
 
 Per-record problems (a malformed line, a filtered endpoint) are never raised to the
@@ -87,6 +88,14 @@ class SendError(DispatchError):
     def __init__(self, code: str, message: str = "") -> None:
         self.code = code
         super().__init__(f"{code}: {message}" if message else code)
+
+
+class EventStreamError(DispatchError):
+    """The event-stream destination refused a write for good (gone, access denied)."""
+
+    def __init__(self, message: str, *, destination: str | None = None) -> None:
+        self.destination = destination
+        super().__init__(f"event stream {destination}: {message}" if destination else message)
 
 
 class LedgerError(DispatchError):

@@ -75,7 +75,7 @@ from tenacity import (
 )
 
 from dispatcher.aws import AwsClients
-from dispatcher.errors import ConfigError, DispatchError
+from dispatcher.errors import ConfigError, EventStreamError
 from dispatcher.model import Definition, Outcome, Status
 
 __all__ = [
@@ -140,14 +140,6 @@ TRANSIENT_CODES = frozenset(
     }
 )  # fmt: skip
 """Error codes worth another attempt, whatever the HTTP status (5xx always is)."""
-
-
-class EventStreamError(DispatchError):
-    """The event-stream destination refused a write for good (gone, access denied)."""
-
-    def __init__(self, message: str, *, destination: str | None = None) -> None:
-        self.destination = destination
-        super().__init__(f"event stream {destination}: {message}" if destination else message)
 
 
 # --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dispatcher.channels.base import Message, Sender, SendResult
 from dispatcher.channels.ratelimit import Limiter
 from dispatcher.chunking import Chunk, Chunker
 from dispatcher.errors import HookError, SendError
+from dispatcher.eventstream import EventStream
 from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy, invoke_with_policy
@@ -97,6 +98,7 @@ class Stages:
     ignored_hook_ids: int = 0
     eligibility_only: Callable[[Record], object] = field(default=lambda record: None)
     """Replays eligibility for a skipped record, so duplicate detection stays exact."""
+    event_stream: EventStream | None = None
 
     async def record(
         self,
@@ -104,8 +106,13 @@ class Stages:
         *,
         release: Iterable[str] = (),
         sent: Iterable[tuple[str, str]] = (),
+        definitions: Sequence[Definition | None] | None = None,
     ) -> None:
-        """Log terminal outcomes and make them durable in the ledger."""
+        """Log terminal outcomes, make them durable in the ledger, publish them as events.
+
+        ``definitions`` (parallel to ``outcomes``) are the endpoint records the event
+        stream embeds in ``client_context.custom.endpoint``.
+        """
         self.log.write(outcomes)
         for o in outcomes:
             if o.status is Status.SUCCESS:
@@ -114,6 +121,9 @@ class Stages:
                 self.counters.failed += 1
         if self.ledger is not None:
             await self.ledger.record(self.run_id, outcomes, release=release, sent=sent)
+        if self.event_stream is not None and outcomes:
+            defs = definitions if definitions is not None else [None] * len(outcomes)
+            await self.event_stream.publish(zip(outcomes, defs, strict=True))
 
 
 _QUIET = frozenset(
@@ -227,11 +237,14 @@ async def hook_worker(
             s.counters.hook_seconds += time.monotonic() - began
             s.ignored_hook_ids += ignored
             s.counters.hooked += len(accepted)
-            settled, items = [], []
+            settled: list[Outcome] = []
+            settled_defs: list[Definition | None] = []
+            items = []
             for endpoint_id, record in records.items():
                 definition = accepted.get(endpoint_id)
                 if definition is None:
                     settled.append(Outcome.of(record, Status.FILTERED, "left out by the hook"))
+                    settled_defs.append(record.definition)
                     continue
                 # The hook may enrich, never redirect: identity stays the segment's.
                 original = record.definition
@@ -240,9 +253,10 @@ async def hook_worker(
                 definition["Address"] = original["Address"]
                 if definition.get("OptOut") == "ALL":
                     settled.append(Outcome.of(record, Status.OPT_OUT, "opted out by the hook"))
+                    settled_defs.append(definition)
                     continue
                 items.append((record, definition))
-            await s.record(settled)
+            await s.record(settled, definitions=settled_defs)
             if items:
                 await batch_tx.send(SendBatch(chunk.treatment, items))
 
@@ -294,11 +308,13 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
             await route.limiter.acquire(len(part))
             results = await _send(route.sender, part)
             final: list[Outcome] = []
+            final_messages: list[Message] = []
             release: list[str] = []
             sent: list[tuple[str, str]] = []
             for m, r in zip(part, results, strict=True):
                 if r.status is Status.SUCCESS:
                     final.append(_outcome(m, Status.SUCCESS, None))
+                    final_messages.append(m)
                     sent.append((m.endpoint_id, s.campaign_id))
                     continue
                 if r.retryable and attempt < s.send_attempts:
@@ -309,9 +325,11 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
                         hint = max(hint or 0.0, r.retry_after)
                     continue
                 final.append(_outcome(m, r.status, r.reason or r.status.value))
+                final_messages.append(m)
                 if r.retryable or r.unsent or r.status is Status.PERMANENT_FAILURE:
                     release.append(m.endpoint_id)  # provably not sent: retry may try again
-            await s.record(final, release=release, sent=sent)
+            await s.record(final, release=release, sent=sent,
+                           definitions=[m.definition for m in final_messages])  # fmt: skip
         if not retry:
             return
         await anyio.sleep(_backoff(attempt, hint))

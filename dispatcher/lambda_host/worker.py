@@ -55,7 +55,8 @@ class WorkerConfig:
     node: str = "node"
     node_ric: Path | None = None
     output: int | IO[Any] | None = None
-    """Where worker stdout/stderr go: None = the host's stderr, or a file / DEVNULL."""
+    """Where worker stdout/stderr go: None = the host's stderr (fd 2), or a file, an fd
+    or ``subprocess.DEVNULL``."""
 
     def node_ric_bin(self) -> Path:
         """The Node.js runtime interface client's entry point; ConfigError if missing."""
@@ -116,7 +117,8 @@ class Worker:
             ]
         else:
             command = [config.python, str(LAUNCHER), "python", str(os.getpid()), spec.handler]
-        output = config.output if config.output is not None else sys.stderr
+        # fd 2 rather than sys.stderr, which may be replaced by an object without a file.
+        output = config.output if config.output is not None else 2
         self.process = await anyio.open_process(
             command,
             cwd=spec.task_root,

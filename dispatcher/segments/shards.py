@@ -223,7 +223,7 @@ async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
             if row is not None and not row:
                 continue  # blank line
             # A record always ends on a line pushed in this very call.
-            cuts.record(ends[-1], base + phys)
+            cuts.record(ends[phys - first_phys], base + phys)
 
     async for lines in read_lines(stream, universal=True):
         first_phys = rows.fed + 1
@@ -235,7 +235,7 @@ async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
     on_events(rows.end(), [pos], rows.fed)
     if started:
         cuts.finish(pos)
-    return max(rows.fed - 1, 0)
+    return rows.fed
 
 
 async def plan_shards(
