@@ -323,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_dispatch_error(group: BaseExceptionGroup[Any]) -> DispatchError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, DispatchError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_dispatch_error(exc)
+            if found is not None:
+                return found
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -330,6 +341,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except DispatchError as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BaseExceptionGroup as group:
+        # A stage's DispatchError reaches us wrapped by the task group that ran it.
+        user_error = _first_dispatch_error(group)
+        if user_error is None:
+            raise
+        print(f"dispatcher: {user_error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("dispatcher: interrupted", file=sys.stderr)

@@ -267,6 +267,14 @@ async def open_context(
     if hook is not None:
         transport = create_transport(settings, hook, handlers=handlers, clients=clients)
         stack.push_async_callback(transport.aclose)
+        opener = getattr(transport, "open", None)
+        if opener is not None:
+            # Endpoint and credentials now: a ConfigError before any endpoint is read.
+            try:
+                await opener()
+            except ConfigError as exc:
+                raise ConfigError(exc.message, file=settings.file,
+                                  key=exc.key or "campaign.Hook") from None
     _prepare_out_dir(out, settings.file)
     ctx = SenderContext(
         application_id=settings.project.application_id,

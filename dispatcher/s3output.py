@@ -130,7 +130,7 @@ async def upload_file(
     if concurrency < 1:
         raise ConfigError(f"'concurrency' must be > 0, got {concurrency}")
     bucket, key = parse_s3_url(s3_url)
-    size = path.stat().st_size
+    size = (await anyio.Path(path).stat()).st_size
     s3 = await clients.client("s3")
     if size <= part_size:
         body = await anyio.Path(path).read_bytes()

@@ -104,7 +104,9 @@ def is_s3_url(spec: str) -> bool:
 def parse_s3_url(url: str) -> tuple[str, str]:
     """Split ``s3://bucket/key`` into ``(bucket, key)``; the key may be empty."""
     if not is_s3_url(url):
-        raise ConfigError(f"{url!r} is not an S3 URL; expected s3://bucket/key or s3://bucket/prefix/")
+        raise ConfigError(
+            f"{url!r} is not an S3 URL; expected s3://bucket/key or s3://bucket/prefix/"
+        )
     bucket, _, key = url[len("s3://") :].partition("/")
     if not bucket:
         raise ConfigError(f"{url!r} has no bucket name; expected s3://bucket/key")
@@ -141,7 +143,10 @@ async def backoff(failures: int) -> None:
 
 
 S3_ERRORS: tuple[type[BaseException], ...] = (
-    ClientError, BotoCoreError, aiohttp.ClientError, TimeoutError
+    ClientError,
+    BotoCoreError,
+    aiohttp.ClientError,
+    TimeoutError,
 )
 """What an S3 call can raise: callers map these to the dispatcher's own errors."""
 
@@ -288,7 +293,11 @@ class ObjectReader:
                 self._body = await self._open()
                 if self._body is None:
                     break
-            size = self._chunk_size if self._end is None else min(self._chunk_size, self._end - self._pos)
+            size = (
+                self._chunk_size
+                if self._end is None
+                else min(self._chunk_size, self._end - self._pos)
+            )
             try:
                 chunk: bytes = await self._body.read(size)
             except (BotoCoreError, aiohttp.ClientError, TimeoutError) as exc:
@@ -404,7 +413,9 @@ class Gunzip:
         await self._raw.aclose()
 
 
-async def decoded(raw: ByteReader, url: str, *, chunk_size: int = CHUNK_SIZE) -> tuple[ByteReader, bool]:
+async def decoded(
+    raw: ByteReader, url: str, *, chunk_size: int = CHUNK_SIZE
+) -> tuple[ByteReader, bool]:
     """``raw`` inflated if it starts with the gzip magic bytes; and whether it did."""
     head = b""
     while len(head) < len(GZIP_MAGIC):

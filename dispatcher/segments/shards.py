@@ -235,7 +235,7 @@ async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
     on_events(rows.end(), [pos], rows.fed)
     if started:
         cuts.finish(pos)
-    return rows.fed
+    return max(rows.fed - 1, 0)
 
 
 async def plan_shards(

@@ -80,7 +80,9 @@ async def session_clients(
 
 
 @pytest.fixture
-async def clients(session_clients: AwsClients, request: pytest.FixtureRequest) -> AsyncIterator[AwsClients]:
+async def clients(
+    session_clients: AwsClients, request: pytest.FixtureRequest
+) -> AsyncIterator[AwsClients]:
     """What the code under test gets: the shared clients (S3 on moto through
     ``AWS_ENDPOINT_URL``), or fresh ones that go through the ``proxy`` when the test
     uses it (a client's endpoint is fixed when it is made)."""
@@ -110,9 +112,7 @@ async def bucket(s3: Any) -> str:
 
 
 @pytest.fixture
-async def proxy(
-    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[S3Proxy]:
+async def proxy(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S3Proxy]:
     """A recording, fault-injecting proxy in front of moto, set as ``AWS_ENDPOINT_URL``:
     the code under test reaches S3 through it."""
     async with S3Proxy(moto_server.url) as p:
@@ -129,7 +129,9 @@ def as_tuples(records: list[Record]) -> list[tuple[Any, ...]]:
     return [(r.line, r.endpoint_id, r.definition, r.error, r.treatment) for r in records]
 
 
-async def collect(source: Any, *, start_line: int = 1, batch_size: int | None = None) -> list[Record]:
+async def collect(
+    source: Any, *, start_line: int = 1, batch_size: int | None = None
+) -> list[Record]:
     out: list[Record] = []
     async for batch in source.batches(start_line=start_line):
         assert batch, "a source never yields an empty batch"

@@ -65,7 +65,7 @@ async def test_explicit_names_must_exist(clients: AwsClients, bucket: str, tmp_p
     (tmp_path / "events.jsonl").write_bytes(b"{}\n")
     urls = await upload_outputs(tmp_path, f"s3://{bucket}/r", clients, names=["events.jsonl"])
     assert urls == [f"s3://{bucket}/r/events.jsonl"]
-    with pytest.raises(ConfigError, match="outbox.jsonl' does not exist"):
+    with pytest.raises(ConfigError, match=r"outbox\.jsonl' does not exist"):
         await upload_outputs(tmp_path, f"s3://{bucket}/r", clients, names=["outbox.jsonl"])
 
 
@@ -76,7 +76,7 @@ async def test_shard_parts_are_json_lines_objects_overwritten_on_rerun(
     assert url == f"s3://{bucket}/runs/RUN/outcomes/shard-000012.jsonl"
     await put_json_lines(url, [b'{"Line": 1}', b'{"Line": 2}'], clients)
     await put_json_lines(url, [b'{"Line": 1}', b'{"Line": 2}', b'{"Line": 3}'], clients)
-    body, response = await get(s3, bucket, "runs/RUN/outcomes/shard-000012.jsonl")
+    body, _ = await get(s3, bucket, "runs/RUN/outcomes/shard-000012.jsonl")
     assert body.splitlines() == [b'{"Line": 1}', b'{"Line": 2}', b'{"Line": 3}']
     assert body.endswith(b"\n")
     await put_json_lines(url, [], clients)

@@ -97,7 +97,9 @@ async def test_prefix_reads_objects_in_key_order_with_global_lines(
     await put(s3, bucket, "export/_SUCCESS", b"ok")
     await put(s3, bucket, "export/", b"")
     await put(s3, bucket, "export/empty.jsonl", b"")
-    await put(s3, bucket, "export/sub/part-0003.csv.gz", b"Id,ChannelType\nz1,SMS\nz2,SMS\n", gz=True)
+    await put(
+        s3, bucket, "export/sub/part-0003.csv.gz", b"Id,ChannelType\nz1,SMS\nz2,SMS\n", gz=True
+    )
     await put(s3, bucket, "exports-other/part-9.jsonl", jsonl(range(99, 100)))
 
     records = await collect(S3Source(f"s3://{bucket}/export/", clients))
@@ -184,7 +186,9 @@ async def test_transient_s3_errors_are_retried_and_permanent_ones_are_not(
 ) -> None:
     await put(s3, bucket, "seg.jsonl", b'{"Id": "a"}\n')
     proxy.fail("GET", "seg.jsonl", status=503, code="SlowDown", times=2)
-    assert [r.endpoint_id for r in await collect(S3Source(f"s3://{bucket}/seg.jsonl", clients))] == ["a"]
+    assert [
+        r.endpoint_id for r in await collect(S3Source(f"s3://{bucket}/seg.jsonl", clients))
+    ] == ["a"]
     assert len(proxy.ranges("seg.jsonl")) == 3
 
     proxy.fail("GET", "seg.jsonl", status=403, code="AccessDenied", times=-1)
@@ -218,9 +222,9 @@ async def test_corrupt_or_truncated_gzip_is_a_segment_error(
     data = gzip.compress(b'{"Id": "a"}\n' * 1000)
     await put(s3, bucket, "truncated.gz", data[: len(data) // 2])
     await put(s3, bucket, "corrupt.gz", data[:10] + b"\x00garbage" * 20)
-    with pytest.raises(SegmentError, match="truncated.gz: gzip data ends early"):
+    with pytest.raises(SegmentError, match=r"truncated\.gz: gzip data ends early"):
         await collect(S3Source(f"s3://{bucket}/truncated.gz", clients))
-    with pytest.raises(SegmentError, match="corrupt.gz: corrupt gzip data"):
+    with pytest.raises(SegmentError, match=r"corrupt\.gz: corrupt gzip data"):
         await collect(S3Source(f"s3://{bucket}/corrupt.gz", clients))
 
 

@@ -57,7 +57,7 @@ def check_plan(shards: list[Shard], target: int) -> None:
     for s in shards:
         assert 1 <= s.records <= target
         assert s.start < s.end
-    for (_, group) in itertools.groupby(shards, key=lambda s: s.key):
+    for _, group in itertools.groupby(shards, key=lambda s: s.key):
         parts = list(group)
         assert all(a.end == b.start for a, b in itertools.pairwise(parts))
         assert all(a.first_line < b.first_line for a, b in itertools.pairwise(parts))
@@ -65,12 +65,25 @@ def check_plan(shards: list[Shard], target: int) -> None:
 
 # -- generated segments ------------------------------------------------------------------------
 
+ODD_LINES = [
+    b"",
+    b"   ",
+    b"\t",
+    b'{"Id": ',
+    b"[1, 2]",
+    b'"x"',
+    b'{"Id": "\xff\xfe"}',
+    b'{"Id": ""}',
+    b'{"Id": 7}',
+]
+"""Blank lines and lines that are not endpoints."""
 JSON_LINES = st.one_of(
     st.builds(lambda i: json.dumps(endpoint(i)).encode(), st.integers(0, 30)),
-    st.builds(lambda i: json.dumps({"ChannelType": "SMS", "Address": f"+1{i}"}).encode(),
-              st.integers(0, 5)),  # fmt: skip
-    st.sampled_from([b"", b"   ", b"\t", b'{"Id": ', b"[1, 2]", b'"x"', b'{"Id": "\xff\xfe"}',
-                     b'{"Id": ""}', b'{"Id": 7}']),  # fmt: skip
+    st.builds(
+        lambda i: json.dumps({"ChannelType": "SMS", "Address": f"+1{i}"}).encode(),
+        st.integers(0, 5),
+    ),
+    st.sampled_from(ODD_LINES),
 )
 CELLS = st.text(alphabet='ab,"\n\r \u00e9;', max_size=5)
 COLUMNS = ["Id", "ChannelType", "Address", "Attributes.Tier", "Attributes.Tier", "Metrics.score",
@@ -128,8 +141,11 @@ def segments(draw: st.DrawFn) -> list[tuple[str, bytes, str]]:
     return objects
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     objects=segments(),
     target=st.integers(1, 5),
@@ -153,7 +169,9 @@ async def test_shards_concatenated_are_the_source_and_the_source_is_the_local_re
         path = tmp_path / name
         path.write_bytes(data)
         local = await collect(FileSource(path))
-        expected += [(r.line + offset, *t[1:]) for r, t in zip(local, as_tuples(local), strict=True)]
+        expected += [
+            (r.line + offset, *t[1:]) for r, t in zip(local, as_tuples(local), strict=True)
+        ]
         offset += line_count(data, fmt)
     assert as_tuples(source) == expected
 
@@ -185,7 +203,7 @@ async def test_plain_shards_are_byte_ranges_read_with_one_ranged_get_each(
     await put(s3, bucket, "seg.jsonl", data)
     shards = await plan_shards(f"s3://{bucket}/seg.jsonl", clients, target_records=4)
 
-    assert [(s.start, s.records, s.gzip) for s in shards][0] == (0, 4, False)
+    assert (shards[0].start, shards[0].records, shards[0].gzip) == (0, 4, False)
     assert [s.records for s in shards] == [4, 4, 2]
     assert shards[-1].end == len(data)
     assert [s.first_line for s in shards] == [1, 6, 12]  # shard 2 starts with blank line 6
@@ -217,9 +235,9 @@ async def test_csv_shards_carry_the_header_and_gzip_shards_inflated_ranges(
 
     alone = await collect(ShardSource(Shard.from_json(orjson.dumps(wire)), clients))
     assert [(r.line, r.endpoint_id, r.definition) for r in alone] == [
-        (11 + i, f"c{3 + i}", {"Address": f"+1{3 + i}", "Attributes": {"Tier": [f"a,{3 + i}", f'b"{3 + i}']}})
-        for i in range(3)
-    ]  # fmt: skip
+        (11 + i, f"c{n}", {"Address": f"+1{n}", "Attributes": {"Tier": [f"a,{n}", f'b"{n}']}})
+        for i, n in enumerate(range(3, 6))
+    ]
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -270,7 +288,9 @@ async def test_an_object_changed_after_planning_fails_its_shards(
     await put(s3, bucket, "seg.jsonl", jsonl(range(4)))
     shards = await plan_shards(f"s3://{bucket}/seg.jsonl", clients, target_records=2)
     await put(s3, bucket, "seg.jsonl", jsonl(range(100, 104)))
-    with pytest.raises(SegmentError, match=r"changed since it was listed: its ETag differs \(PreconditionFailed\)"):
+    with pytest.raises(
+        SegmentError, match=r"changed since it was listed: its ETag differs \(PreconditionFailed\)"
+    ):
         await collect(ShardSource(shards[1], clients))
 
 
