@@ -399,6 +399,12 @@ class Gunzip:
             else:
                 data = await self._raw.read()
                 if not data:
+                    # Output held back by the max_length cap would come out here; zlib
+                    # reads a member's trailer only after its last byte is out, so
+                    # nothing coming out means the object really is cut short.
+                    out = self._d.decompress(b"", self._chunk_size)
+                    if out:
+                        return out
                     raise SegmentError(f"{self._url}: gzip data ends early (truncated object?)")
             try:
                 out: bytes = self._d.decompress(data, self._chunk_size)
