@@ -87,5 +87,20 @@ def write_config(path: Path, *, hook: str | None, functions: str = "",
     return path
 
 
+def stream_segment(path: Path, n: int) -> None:
+    """Write n endpoints into ``path`` (a named pipe): generated on the fly, never stored."""
+    with path.open("wb", buffering=1 << 20) as f:
+        batch = []
+        for line in lines(n):
+            batch.append(line)
+            if len(batch) == 10_000:
+                f.write(b"".join(batch))
+                batch.clear()
+        f.write(b"".join(batch))
+
+
 if __name__ == "__main__":
-    write_segment(Path(sys.argv[1]), int(sys.argv[2]))
+    if sys.argv[1] == "--stream":
+        stream_segment(Path(sys.argv[2]), int(sys.argv[3]))
+    else:
+        write_segment(Path(sys.argv[1]), int(sys.argv[2]))

@@ -110,23 +110,24 @@ async def test_unusual_endpoint_ids(ledgers: Ledgers) -> None:
 async def test_outcomes_in_line_order_latest_attempt_wins(ledgers: Ledgers) -> None:
     ledger = ledgers.new(page_size=7)
     await ledger.start_run(run_info(R))
-    lines = list(range(1, 2301))
+    lines = list(range(1, 121))
     random.Random(7).shuffle(lines)
     cycle = ["SUCCESS", "THROTTLED", "FILTERED", "TEMPORARY_FAILURE"]
-    for start in range(0, len(lines), 97):
-        await ledger.record(R, [out(n, cycle[n % 4], reason=f"r{n}") for n in lines[start:start + 97]])
+    for start in range(0, len(lines), 23):
+        part = lines[start : start + 23]
+        await ledger.record(R, [out(n, cycle[n % 4], reason=f"r{n}") for n in part])
     first = await all_outcomes(ledger, R)
-    assert first == [out(n, cycle[n % 4], reason=f"r{n}") for n in range(1, 2301)]
+    assert first == [out(n, cycle[n % 4], reason=f"r{n}") for n in range(1, 121)]
 
-    retry = ledgers.new(page_size=7)
+    retry = ledgers.new()
     await retry.start_run(run_info(R))  # attempt 2
-    retried = [n for n in range(1, 2301) if cycle[n % 4] in ("THROTTLED", "TEMPORARY_FAILURE")]
+    retried = [n for n in range(1, 121) if cycle[n % 4] in ("THROTTLED", "TEMPORARY_FAILURE")]
     await retry.record(R, [out(n, "SUCCESS") for n in retried])
     await retry.flush()
-    expected = {n: out(n, cycle[n % 4], reason=f"r{n}") for n in range(1, 2301)}
+    expected = {n: out(n, cycle[n % 4], reason=f"r{n}") for n in range(1, 121)}
     expected.update({n: out(n, "SUCCESS") for n in retried})
-    assert await all_outcomes(ledgers.new(page_size=7), R) == [expected[n] for n in range(1, 2301)]
-    assert await retry.counts(R) == {"SUCCESS": 575 + len(retried), "FILTERED": 575}
+    assert await all_outcomes(ledgers.new(page_size=7), R) == [expected[n] for n in range(1, 121)]
+    assert await retry.counts(R) == {"SUCCESS": 30 + len(retried), "FILTERED": 30}
 
 
 async def test_lines_with_status(ledgers: Ledgers) -> None:
@@ -183,11 +184,11 @@ async def test_two_workers_record_conflicting_outcomes_counts_match(ledgers: Led
     """Whatever wins per line, counts equal the stored outcomes, one per line."""
     await ledgers.new().start_run(run_info(R))
     a, b = ledgers.new(), ledgers.new()
-    lines = list(range(1, 201))
+    lines = list(range(1, 121))
 
     async def work(worker: object, status: str, order: list[int]) -> None:
-        for start in range(0, len(order), 25):
-            batch = [out(n, status) for n in order[start:start + 25]]
+        for start in range(0, len(order), 20):
+            batch = [out(n, status) for n in order[start : start + 20]]
             await worker.record(R, batch)  # type: ignore[attr-defined]
             await worker.flush()  # type: ignore[attr-defined]
 
@@ -198,7 +199,7 @@ async def test_two_workers_record_conflicting_outcomes_counts_match(ledgers: Led
     assert [o.line for o in stored] == lines
     counts = await ledgers.new().counts(R)
     assert counts == dict(Counter(o.status.value for o in stored))
-    assert sum(counts.values()) == 200
+    assert sum(counts.values()) == 120
 
 
 async def test_history_counts_sends(ledgers: Ledgers) -> None:
@@ -208,6 +209,7 @@ async def test_history_counts_sends(ledgers: Ledgers) -> None:
     await ledger.record("r1", [], sent=[(eid, "camp-1") for eid in many])
     await ledger.start_run(run_info("r2", "camp-2"))
     await ledger.record("r2", [], sent=[("ep-1", "camp-2"), ("ep-2", "camp-2")])
+    await ledger.flush()
     before = time.time()
     other = ledgers.new()
     history = await other.history(["ep-1", "ep-2", "ep-3", "ep-none"], campaign_id="camp-1",
@@ -229,6 +231,7 @@ async def test_in_doubt_and_reconcile(ledgers: Ledgers) -> None:
     await ledger.record(R, [out(1, "SUCCESS")], sent=[("ep-1", "camp-1")])
     await ledger.record(R, [out(2, "PERMANENT_FAILURE")], release=["ep-2"])
     await ledger.record(R, [out(3, "TEMPORARY_FAILURE", reason="time-out after the request")])
+    await ledger.flush()
     # ep-4: claimed, then the process died before its result.
     resumed = ledgers.new(page_size=2)
     assert sorted(await resumed.in_doubt(R, "outbox")) == [("ep-3", 3), ("ep-4", 4)]
@@ -250,8 +253,8 @@ async def test_two_workers_race_for_the_same_endpoints(ledgers: Ledgers) -> None
     await ledgers.new().start_run(run_info(R))
     a, b = ledgers.new(), ledgers.new()
     plan = {
-        "a": [sc(f"ep-{i}", i) for i in range(0, 180)],
-        "b": [sc(f"ep-{i}", i) for i in range(60, 240)] + [sc(f"ep-{i}", 1000 + i) for i in range(30)],
+        "a": [sc(f"ep-{i}", i) for i in range(0, 90)],
+        "b": [sc(f"ep-{i}", i) for i in range(30, 120)] + [sc(f"ep-{i}", 1000 + i) for i in range(20)],
     }
     for claims in plan.values():
         random.Random(len(claims)).shuffle(claims)
@@ -269,7 +272,7 @@ async def test_two_workers_race_for_the_same_endpoints(ledgers: Ledgers) -> None
     by_endpoint: dict[str, list[tuple[SendClaim, Claim]]] = {}
     for claim, answer in answers:
         by_endpoint.setdefault(claim.endpoint_id, []).append((claim, answer))
-    assert len(by_endpoint) == 240
+    assert len(by_endpoint) == 120
     for eid, seen in by_endpoint.items():
         granted = [c for c, answer in seen if answer is G]
         assert len(granted) == 1, f"{eid}: granted {len(granted)} times"
@@ -295,9 +298,9 @@ async def test_two_workers_race_for_the_same_addresses(ledgers: Ledgers) -> None
     require(ledgers.new(), "claim_addresses")
     a, b = ledgers.new(), ledgers.new()
     plan = {
-        "a": [(f"EMAIL\x1fu{i}@example.com", i) for i in range(100)],
-        "b": [(f"EMAIL\x1fu{i}@example.com", 500 + i) for i in range(50, 150)]
-        + [(f"EMAIL\x1fu{i}@example.com", i) for i in range(90, 100)],
+        "a": [(f"EMAIL\x1fu{i}@example.com", i) for i in range(60)],
+        "b": [(f"EMAIL\x1fu{i}@example.com", 500 + i) for i in range(30, 90)]
+        + [(f"EMAIL\x1fu{i}@example.com", i) for i in range(50, 60)],
     }
     results: list[tuple[str, int, bool]] = []
 
@@ -314,7 +317,7 @@ async def test_two_workers_race_for_the_same_addresses(ledgers: Ledgers) -> None
     for fp, line, held in results:
         if held:
             holders.setdefault(fp, set()).add(line)
-    assert len(holders) == 150 and all(len(lines) == 1 for lines in holders.values()), holders
+    assert len(holders) == 90 and all(len(lines) == 1 for lines in holders.values()), holders
     # Every worker agrees on who holds what.
     for fp, line, held in results:
         assert held == (line in holders[fp])

@@ -1,0 +1,232 @@
+"""The benchmark harness: every scenario beside its floor or peer, in the same run.
+
+    python benchmarks/run.py                # full: 1,000,000 endpoints, 10,000,000 for memory
+    python benchmarks/run.py --quick        # small sizes, a minute or two
+    python benchmarks/run.py --json results.json
+
+Each measurement runs in a fresh child process (CPU time and peak RSS are the child's,
+from wait4); scenarios alternate inside each repetition so machine noise hits them
+alike; figures are medians, ratios are of medians from this run. Scenarios:
+
+1. in-process hook path (dispatcher, ledger on and off) vs the JSON floor;
+2. Lambda hook path: the dispatcher with its Lambda transport against a minimal Invoke
+   API server (a separate process), beside stock aiobotocore ``invoke`` and a plain
+   aiohttp POST of the same bytes at the same concurrency (``bench_lambda``);
+3. the naive script (boto3 from a ThreadPoolExecutor(32), stdlib json) over the same
+   segment and server;
+4. memory: peak RSS at 1M and 10M endpoints, the 10M segment streamed through a named
+   pipe by a generator (never stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_inprocess import child_floor  # noqa: E402
+from benchmarks.gen import write_config, write_segment  # noqa: E402
+
+HOOK_CONCURRENCY = 32
+
+
+def child_dispatcher(segment: Path, *, ledger: bool = True, hook: str = "inprocess",
+                     endpoint_url: str | None = None) -> dict[str, Any]:  # fmt: skip
+    from dispatcher import load_settings, run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if hook == "inprocess":
+            functions = f'[functions.pass]\npython = "{HERE / "hooks.py"}:passthrough"\n'
+            name: str | None = "pass"
+        elif hook == "lambda":
+            functions = f'[functions.pass]\nendpoint_url = "{endpoint_url}"\n'
+            name = "pass"
+        else:
+            functions, name = "", None
+        cfg = write_config(Path(tmp) / "bench.toml", hook=name, functions=functions,
+                           hook_concurrency=HOOK_CONCURRENCY)  # fmt: skip
+        settings = load_settings(cfg)
+        started = time.perf_counter()
+        summary = run(settings, segment=str(segment), out_dir=Path(tmp) / "out", progress=False,
+                      ledger=ledger)  # fmt: skip
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "endpoints": summary.total,
+            "success": summary.by_status.get("SUCCESS", 0),
+            "invocations": summary.hook_invocations}  # fmt: skip
+
+
+def measure(args: list[str], *, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``python benchmarks/run.py --child ...`` (or a script); add CPU and peak RSS."""
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"benchmark child {args} failed")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def child(name: str, segment: str, *extra: str) -> list[str]:
+    return [str(Path(__file__)), "--child", name, segment, *extra]
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    rate = statistics.median(r["endpoints"] / r["seconds"] for r in results)
+    row = {
+        "runs": len(results),
+        "endpoints": results[0]["endpoints"],
+        "endpoints_per_s": round(rate),
+        "cpu_us_per_endpoint": round(statistics.median(
+            r["cpu_seconds"] / max(r["endpoints"], 1) * 1e6 for r in results), 2),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
+    }  # fmt: skip
+    if results[0].get("invocations"):
+        row["invocations_per_s"] = round(statistics.median(
+            r["invocations"] / r["seconds"] for r in results))  # fmt: skip
+        row["cpu_ms_per_invocation"] = round(statistics.median(
+            r["cpu_seconds"] / r["invocations"] * 1e3 for r in results), 3)  # fmt: skip
+    return row
+
+
+def memory_run(n: int, workdir: Path) -> dict[str, Any]:
+    """Peak RSS of the dispatcher (in-process hook, no ledger) on an n-endpoint segment
+    streamed through a named pipe by a generator process: nothing is stored."""
+    fifo = workdir / f"stream-{n}.jsonl"
+    if fifo.exists():
+        fifo.unlink()
+    os.mkfifo(fifo)
+    generator = subprocess.Popen([sys.executable, str(HERE / "gen.py"), "--stream", str(fifo),
+                                  str(n)], cwd=ROOT)  # fmt: skip
+    try:
+        result = measure(child("dispatcher-noledger", str(fifo)))
+    finally:
+        generator.wait(timeout=600)
+        fifo.unlink()
+    return {"endpoints": result["endpoints"], "peak_rss_mb": round(result["peak_rss_mb"], 1),
+            "endpoints_per_s": round(result["endpoints"] / result["seconds"])}  # fmt: skip
+
+
+def run_all(n: int, memory_n: int, repeat: int, workdir: Path) -> dict[str, Any]:
+    from benchmarks.bench_lambda import ServerProcess
+    from benchmarks.bench_lambda import run as transport_run
+
+    segment = str(write_segment(workdir / f"segment-{n}.jsonl", n))
+    report: dict[str, Any] = {"endpoints": n, "repeat": repeat, "scenarios": {}}
+    runs: dict[str, list[dict[str, Any]]] = {}
+    with ServerProcess() as url:
+        plan = {
+            "json_floor": child("floor", segment),
+            "inprocess": child("dispatcher", segment),
+            "inprocess_no_ledger": child("dispatcher-noledger", segment),
+            "lambda_lean": child("dispatcher-lambda", segment, url),
+        }
+        for _ in range(repeat):
+            for name, args in plan.items():
+                runs.setdefault(name, []).append(measure(args))
+        runs["naive_boto3_threads"] = [measure([str(HERE / "naive.py"), segment, url])]
+        peers = transport_run(concurrency=(HOOK_CONCURRENCY,), calls=max(500, n // 500),
+                              variants=("lean", "stock", "floor"), server_url=url, rounds=2)
+    for name, results in runs.items():
+        report["scenarios"][name] = summarize(results)
+    s = report["scenarios"]
+    per = peers["results"][HOOK_CONCURRENCY]
+    report["transport"] = {v: {"cpu_ms_per_call": round(f["cpu_ms_per_call"], 3),
+                               "calls_per_s": round(f["per_s"])} for v, f in per.items()}
+    report["ratios"] = {
+        "inprocess / json_floor (target >= 0.5)":
+            s["inprocess"]["endpoints_per_s"] / s["json_floor"]["endpoints_per_s"],
+        "inprocess no ledger / json_floor":
+            s["inprocess_no_ledger"]["endpoints_per_s"] / s["json_floor"]["endpoints_per_s"],
+        "ledger cost: inprocess / inprocess no ledger":
+            s["inprocess"]["endpoints_per_s"] / s["inprocess_no_ledger"]["endpoints_per_s"],
+        "lean invocations per CPU-s / stock aiobotocore (target >= 2)":
+            per["stock"]["cpu_ms_per_call"] / per["lean"]["cpu_ms_per_call"],
+        "lean invocations per CPU-s / plain aiohttp POST (target >= 0.7)":
+            per["floor"]["cpu_ms_per_call"] / per["lean"]["cpu_ms_per_call"],
+        "dispatcher lambda path / naive script, endpoints/s (target >= 10)":
+            s["lambda_lean"]["endpoints_per_s"] / s["naive_boto3_threads"]["endpoints_per_s"],
+    }  # fmt: skip
+    report["ratios"] = {k: round(v, 3) for k, v in report["ratios"].items()}
+    report["memory"] = {str(size): memory_run(size, workdir) for size in (n, memory_n)}
+    return report
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(f"segment: {report['endpoints']:,} endpoints, {report['repeat']} repetitions, medians")
+    head = (f"{'scenario':<22}{'endpoints/s':>13}{'CPU us/ep':>11}{'inv/s':>9}"
+            f"{'CPU ms/inv':>12}{'peak RSS MB':>13}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for name, row in report["scenarios"].items():
+        print(f"{name:<22}{row['endpoints_per_s']:>13,}{row['cpu_us_per_endpoint']:>11}"
+              f"{row.get('invocations_per_s', ''):>9}{row.get('cpu_ms_per_invocation', ''):>12}"
+              f"{row['peak_rss_mb']:>13}")  # fmt: skip
+    print(f"\ntransport alone at concurrency {HOOK_CONCURRENCY} (client CPU per invoke):")
+    for variant, row in report["transport"].items():
+        print(f"  {variant:<8}{row['cpu_ms_per_call']:>8} ms  {row['calls_per_s']:>7,}/s")
+    print("\nratios (same run):")
+    for name, value in report["ratios"].items():
+        print(f"  {name:<66}{value:>8}")
+    print("\nmemory (in-process hook, no ledger; segment streamed through a pipe):")
+    for size, row in report["memory"].items():
+        print(f"  {int(size):>12,} endpoints  peak RSS {row['peak_rss_mb']:>7} MB  "
+              f"{row['endpoints_per_s']:>9,} endpoints/s")  # fmt: skip
+
+
+def run_child(name: str, segment: str, extra: list[str]) -> dict[str, Any]:
+    path = Path(segment)
+    if name == "floor":
+        return child_floor(path)
+    if name == "dispatcher":
+        return child_dispatcher(path)
+    if name == "dispatcher-noledger":
+        return child_dispatcher(path, ledger=False)
+    if name == "dispatcher-lambda":
+        return child_dispatcher(path, hook="lambda", endpoint_url=extra[0])
+    raise SystemExit(f"unknown child scenario {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 endpoints (smoke size)")
+    parser.add_argument("--endpoints", type=int)
+    parser.add_argument("--memory-endpoints", type=int)
+    parser.add_argument("--repeat", type=int)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--workdir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "dispatcher-bench")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_child(args.child[0], args.child[1], args.child[2:])))
+        return
+    n = args.endpoints or (20_000 if args.quick else 1_000_000)
+    memory_n = args.memory_endpoints or (40_000 if args.quick else 10_000_000)
+    repeat = args.repeat or (1 if args.quick else 3)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    report = run_all(n, memory_n, repeat, args.workdir)
+    report["harness_seconds"] = round(time.monotonic() - started, 1)
+    print_table(report)
+    print(f"\nharness took {report['harness_seconds']} s")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
