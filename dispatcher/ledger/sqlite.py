@@ -21,28 +21,29 @@ from dispatcher.errors import LedgerError
 from dispatcher.ledger.base import Claim, LineSet, RunInfo, SendClaim
 from dispatcher.model import Outcome, Status
 
+# Rows refer to their run by the runs table's integer key: a 32-character run id in
+# every outcome and claim key would double the size of the hot indexes. A claim is
+# "sent" when its line's outcome is SUCCESS; there is no second write to mark it.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY, info TEXT NOT NULL, summary TEXT
+    run INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, info TEXT NOT NULL, summary TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
-    run_id TEXT NOT NULL, line INTEGER NOT NULL, endpoint_id TEXT, status TEXT NOT NULL,
+    run INTEGER NOT NULL, line INTEGER NOT NULL, endpoint_id TEXT, status TEXT NOT NULL,
     reason TEXT, channel TEXT, treatment TEXT, attempt INTEGER NOT NULL,
-    PRIMARY KEY (run_id, line)
+    PRIMARY KEY (run, line)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS claims (
-    run_id TEXT NOT NULL, endpoint_id TEXT NOT NULL, line INTEGER NOT NULL,
-    sender TEXT NOT NULL, state TEXT NOT NULL,
-    PRIMARY KEY (run_id, endpoint_id)
+    run INTEGER NOT NULL, endpoint_id TEXT NOT NULL, line INTEGER NOT NULL,
+    sender TEXT NOT NULL,
+    PRIMARY KEY (run, endpoint_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sends (
-    endpoint_id TEXT NOT NULL, campaign_id TEXT NOT NULL, run_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL, campaign_id TEXT NOT NULL, run INTEGER NOT NULL,
     sent_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sends_by_endpoint ON sends (endpoint_id, sent_at);
 """
-
-CLAIMED, SENT = "CLAIMED", "SENT"
 
 
 class SqliteLedger:
@@ -59,9 +60,20 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise LedgerError(f"cannot open ledger {str(path)!r}: {exc}") from exc
         self._outcomes: list[tuple[Any, ...]] = []
-        self._release: list[tuple[str, str]] = []
-        self._sent: list[tuple[str, str, str, float]] = []
+        self._release: list[tuple[int, str]] = []
+        self._sent: list[tuple[str, str, int, float]] = []
         self._attempt: dict[str, int] = {}
+        self._keys: dict[str, int] = {}
+
+    def _key(self, run_id: str) -> int:
+        """The run's integer key (runs must be started or known to the ledger)."""
+        key = self._keys.get(run_id)
+        if key is None:
+            row = self._db.execute("SELECT run FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise LedgerError(f"run {run_id} is not in the ledger {self.path}")
+            key = self._keys[run_id] = int(row[0])
+        return key
 
     # -- runs --------------------------------------------------------------------------
     async def start_run(self, run: RunInfo) -> None:
@@ -76,6 +88,7 @@ class SqliteLedger:
                 "ON CONFLICT (run_id) DO UPDATE SET info = excluded.info",
                 (run.run_id, info),
             )
+        self._key(run.run_id)
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -107,8 +120,8 @@ class SqliteLedger:
     ) -> LineSet:
         await self.flush()
         first, last = lines or (0, 1 << 62)
-        query = "SELECT line FROM outcomes WHERE run_id = ? AND line BETWEEN ? AND ?"
-        params: list[Any] = [run_id, first, last]
+        query = "SELECT line FROM outcomes WHERE run = ? AND line BETWEEN ? AND ?"
+        params: list[Any] = [self._key(run_id), first, last]
         if statuses is not None:
             wanted = list(statuses)
             query += f" AND status IN ({','.join('?' * len(wanted))})"
@@ -121,32 +134,34 @@ class SqliteLedger:
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
         if not claims:
             return []
+        run = self._key(run_id)
         ids = [c.endpoint_id for c in claims]
         with self._tx():
             self._write_pending()
-            held: dict[str, tuple[int, str]] = {}
+            held: dict[str, tuple[int, bool]] = {}  # endpoint id -> (line, sent)
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 marks = ",".join("?" * len(part))
-                for eid, line, state in self._db.execute(
-                    f"SELECT endpoint_id, line, state FROM claims "
-                    f"WHERE run_id = ? AND endpoint_id IN ({marks})",
-                    (run_id, *part),
+                for eid, line, status in self._db.execute(
+                    "SELECT c.endpoint_id, c.line, o.status FROM claims c LEFT JOIN outcomes o "
+                    "ON o.run = c.run AND o.line = c.line "
+                    f"WHERE c.run = ? AND c.endpoint_id IN ({marks})",
+                    (run, *part),
                 ):
-                    held[eid] = (line, state)
+                    held[eid] = (line, status == "SUCCESS")
             answers: list[Claim] = []
             fresh = []
             for c in claims:
                 prior = held.get(c.endpoint_id)
                 if prior is None:
                     answers.append(Claim.GRANTED)
-                    held[c.endpoint_id] = (c.line, CLAIMED)
-                    fresh.append((run_id, c.endpoint_id, c.line, c.sender, CLAIMED))
+                    held[c.endpoint_id] = (c.line, False)
+                    fresh.append((run, c.endpoint_id, c.line, c.sender))
                 elif prior[0] != c.line:
                     answers.append(Claim.OTHER_LINE)
                 else:
-                    answers.append(Claim.SENT if prior[1] == SENT else Claim.IN_DOUBT)
-            self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?, ?)", fresh)
+                    answers.append(Claim.SENT if prior[1] else Claim.IN_DOUBT)
+            self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?)", fresh)
         return answers
 
     async def record(
@@ -157,15 +172,16 @@ class SqliteLedger:
         release: Iterable[str] = (),
         sent: Iterable[tuple[str, str]] = (),
     ) -> None:
+        run = self._key(run_id)
         attempt = self._attempt.get(run_id, 1)
         self._outcomes.extend(
-            (run_id, o.line, o.endpoint_id, o.status.value, o.reason, o.channel_type,
+            (run, o.line, o.endpoint_id, o.status.value, o.reason, o.channel_type,
              o.treatment_id, attempt)
             for o in outcomes
         )  # fmt: skip
-        self._release.extend((run_id, eid) for eid in release)
+        self._release.extend((run, eid) for eid in release)
         now = time.time()
-        self._sent.extend((eid, campaign, run_id, now) for eid, campaign in sent)
+        self._sent.extend((eid, campaign, run, now) for eid, campaign in sent)
         if len(self._outcomes) >= 5000:
             await self.flush()
 
@@ -176,15 +192,10 @@ class SqliteLedger:
             )
             self._outcomes = []
         if self._release:
-            self._db.executemany(
-                "DELETE FROM claims WHERE run_id = ? AND endpoint_id = ?", self._release
-            )
+            self._db.executemany("DELETE FROM claims WHERE run = ? AND endpoint_id = ?",
+                                 self._release)  # fmt: skip
             self._release = []
         if self._sent:
-            self._db.executemany(
-                "UPDATE claims SET state = 'SENT' WHERE run_id = ? AND endpoint_id = ?",
-                [(run_id, eid) for eid, _, run_id, _ in self._sent],
-            )
             self._db.executemany("INSERT INTO sends VALUES (?, ?, ?, ?)", self._sent)
             self._sent = []
 
@@ -212,7 +223,8 @@ class SqliteLedger:
 
     async def counts(self, run_id: str) -> dict[str, int]:
         rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM outcomes WHERE run_id = ? GROUP BY status", (run_id,)
+            "SELECT status, COUNT(*) FROM outcomes WHERE run = ? GROUP BY status",
+            (self._key(run_id),),
         )
         return {status: n for status, n in rows}
 
@@ -223,8 +235,8 @@ class SqliteLedger:
         first, last = lines or (0, 1 << 62)
         cur = self._db.execute(
             "SELECT line, endpoint_id, status, reason, channel, treatment FROM outcomes "
-            "WHERE run_id = ? AND line BETWEEN ? AND ? ORDER BY line",
-            (run_id, first, last),
+            "WHERE run = ? AND line BETWEEN ? AND ? ORDER BY line",
+            (self._key(run_id), first, last),
         )
         while rows := cur.fetchmany(2000):
             yield [Outcome(line, eid, Status(st), reason, ch, tr)
@@ -234,10 +246,9 @@ class SqliteLedger:
         await self.flush()
         rows = self._db.execute(
             "SELECT c.endpoint_id, c.line FROM claims c LEFT JOIN outcomes o "
-            "ON o.run_id = c.run_id AND o.line = c.line "
-            "WHERE c.run_id = ? AND c.sender = ? AND c.state = 'CLAIMED' "
-            "AND (o.status IS NULL OR o.status != 'SUCCESS')",
-            (run_id, sender),
+            "ON o.run = c.run AND o.line = c.line "
+            "WHERE c.run = ? AND c.sender = ? AND (o.status IS NULL OR o.status != 'SUCCESS')",
+            (self._key(run_id), sender),
         )
         return [(eid, line) for eid, line in rows]
 

@@ -1,0 +1,231 @@
+"""What only the DynamoDB ledger does: the table, retries, lost answers, fleet races.
+
+Faults come from ``DynamoProxy`` in front of moto: an injected throttle or 5xx is a
+real HTTP answer that aiobotocore parses; a "lost" answer is a request moto applied
+whose response the client never saw.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from dispatcher.aws import AwsClients
+from dispatcher.errors import LedgerError
+from dispatcher.ledger import Claim, SendClaim
+from dispatcher.ledger.dynamodb import DynamoLedger, DynamoLedgerError
+from dispatcher.pipeline import IN_DOUBT_REASON
+from tests.ledger.conftest import REGION, Ledgers
+from tests.ledger.helpers import all_outcomes, out, run_info
+from tests.servers.moto import free_port
+
+pytestmark = pytest.mark.anyio
+
+R = "run-1"
+
+
+async def test_create_table_is_idempotent_and_checks_the_schema(dynamo: Ledgers) -> None:
+    ledger = dynamo.new()
+    assert await ledger.create_table() is False, "the fixture created it"
+    assert await ledger.check_table() == "ACTIVE"
+
+    clients = AwsClients(REGION)
+    try:
+        client = await clients.client("dynamodb")
+        await client.create_table(
+            TableName="not-a-ledger", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )  # fmt: skip
+    finally:
+        await clients.aclose()
+    wrong = dynamo.new()
+    wrong.table = "not-a-ledger"
+    with pytest.raises(DynamoLedgerError, match="'pk' \\(HASH, S\\)"):
+        await wrong.check_table()
+
+
+async def test_missing_table_is_a_ledger_error(dynamo: Ledgers) -> None:
+    ledger = DynamoLedger("no-such-table", region=REGION)
+    dynamo.opened.append(ledger)
+    with pytest.raises(DynamoLedgerError) as caught:
+        await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")])
+    assert isinstance(caught.value, LedgerError)
+    assert caught.value.code == "ResourceNotFoundException"
+    assert caught.value.operation == "PutItem"
+    assert "create_table" in str(caught.value)
+
+
+async def test_throttling_and_server_errors_are_retried(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(max_backoff=0.05)
+    await ledger.start_run(run_info(R))
+    proxy.fail("PutItem", "ProvisionedThroughputExceededException", times=2)
+    assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.GRANTED]
+    assert proxy.count("PutItem") == 1 + 3, "start_run's put, then the claim's three tries"
+
+    proxy.fail("TransactWriteItems", "ThrottlingException")
+    proxy.fail("BatchWriteItem", "RequestLimitExceeded")
+    proxy.fail("Query", "InternalServerError", status=500)
+    proxy.fail("UpdateItem", "ServiceUnavailable", status=503)
+    await ledger.record(R, [out(1, "PERMANENT_FAILURE")], release=["ep-1"],
+                        sent=[("ep-9", "camp-1")])  # fmt: skip
+    assert await ledger.counts(R) == {"PERMANENT_FAILURE": 1}
+    assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.GRANTED]
+    assert await ledger.history(["ep-9"], campaign_id="camp-1", since=0) == {"ep-9": (1, 1)}
+    for operation in ("TransactWriteItems", "BatchWriteItem", "Query", "UpdateItem"):
+        assert proxy.count(operation) >= 2, operation
+
+
+async def test_throttling_gives_up_after_the_attempts(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(attempts=3, max_backoff=0.05)
+    proxy.fail("PutItem", "ThrottlingException", times=-1)
+    with pytest.raises(DynamoLedgerError) as caught:
+        await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")])
+    assert (caught.value.code, caught.value.operation) == ("ThrottlingException", "PutItem")
+    assert proxy.count("PutItem") == 3
+
+
+async def test_other_client_errors_are_not_retried(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new()
+    proxy.fail("GetItem", "AccessDeniedException", times=-1)
+    with pytest.raises(DynamoLedgerError) as caught:
+        await ledger.get_run(R)
+    assert caught.value.code == "AccessDeniedException"
+    assert proxy.count("GetItem") == 1
+
+
+async def test_unreachable_endpoint_is_retried_then_a_ledger_error(dynamo: Ledgers) -> None:
+    ledger = DynamoLedger(dynamo.table, region=REGION, attempts=2, max_backoff=0.01,
+                          endpoint_url=f"http://127.0.0.1:{free_port()}")  # fmt: skip
+    dynamo.opened.append(ledger)
+    with pytest.raises(DynamoLedgerError, match="failed 2 times"):
+        await ledger.get_run(R)
+
+
+async def test_a_lost_claim_answer_is_still_granted(dynamo: Ledgers) -> None:
+    """moto stored the claim but the answer was lost: the retry finds its own token."""
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(max_backoff=0.05)
+    await ledger.start_run(run_info(R))
+    proxy.reset_stats()
+    proxy.lose("PutItem")
+    assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.GRANTED]
+    assert proxy.count("PutItem") == 2
+    assert await dynamo.new().claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.IN_DOUBT]
+    # A later claim call by the same ledger is another delivery, so in doubt too.
+    assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.IN_DOUBT]
+
+
+async def test_a_lost_transaction_answer_counts_once(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(max_backoff=0.05)
+    await ledger.start_run(run_info(R))
+    proxy.lose("TransactWriteItems")
+    await ledger.record(R, [out(n, "SUCCESS" if n % 3 else "FILTERED") for n in range(1, 31)])
+    await ledger.flush()
+    assert proxy.count("TransactWriteItems") == 2
+    assert await ledger.counts(R) == {"SUCCESS": 20, "FILTERED": 10}
+
+
+async def test_transaction_conflicts_are_retried(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(max_backoff=0.05)
+    await ledger.start_run(run_info(R))
+    proxy.conflict(times=2)
+    await ledger.record(R, [out(n, "SUCCESS") for n in range(1, 11)])
+    await ledger.flush()
+    assert proxy.count("TransactWriteItems") == 3
+    assert await ledger.counts(R) == {"SUCCESS": 10}
+
+
+async def test_outcomes_go_in_transactions_of_at_most_100_items(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new()
+    await ledger.start_run(run_info(R))
+    await ledger.record(R, [out(n, "SUCCESS") for n in range(1, 201)])
+    assert proxy.count("TransactWriteItems") == 0, "buffered until flush or a full buffer"
+    await ledger.flush()
+    assert proxy.count("TransactWriteItems") == 3, "99 outcomes + 1 counter update each"
+    assert await ledger.counts(R) == {"SUCCESS": 200}
+
+
+async def test_calls_in_flight_are_bounded(dynamo: Ledgers) -> None:
+    proxy = dynamo.proxy
+    assert proxy is not None
+    ledger = dynamo.new(concurrency=3)
+    await ledger.start_run(run_info(R))
+    proxy.reset_stats()
+    claims = [SendClaim(f"ep-{n}", n, "outbox") for n in range(40)]
+    assert await ledger.claim(R, claims) == [Claim.GRANTED] * 40
+    assert 2 <= proxy.max_in_flight <= 3
+
+
+async def test_same_attempt_first_recorder_wins_but_success_beats_a_failure(
+    dynamo: Ledgers,
+) -> None:
+    """Two workers on one shard (SQS delivered it twice), one attempt of the run."""
+    await dynamo.new().start_run(run_info(R))
+    a, b = dynamo.new(), dynamo.new()
+    # Line 1: b found the claim in doubt before a (which sent it) recorded SUCCESS.
+    await b.record(R, [out(1, "TEMPORARY_FAILURE", reason=IN_DOUBT_REASON)])
+    await b.flush()
+    await a.record(R, [out(1, "SUCCESS")])
+    await a.flush()
+    # Line 2: two different failures; the first one recorded stays.
+    await b.record(R, [out(2, "FILTERED")])
+    await b.flush()
+    await a.record(R, [out(2, "HOOK_FAILURE")])
+    await a.flush()
+    # Line 3: the same SUCCESS twice. Lines 4 and 5: the same rules inside one buffer.
+    await a.record(R, [out(3, "SUCCESS"), out(4, "TEMPORARY_FAILURE"), out(5, "FILTERED")])
+    await a.record(R, [out(4, "SUCCESS"), out(5, "HOOK_FAILURE")])
+    await b.record(R, [out(3, "SUCCESS")])
+    await a.flush()
+    await b.flush()
+    stored = {o.line: o.status.value for o in await all_outcomes(a, R)}
+    assert stored == {1: "SUCCESS", 2: "FILTERED", 3: "SUCCESS", 4: "SUCCESS", 5: "FILTERED"}
+    assert await b.counts(R) == {"SUCCESS": 3, "FILTERED": 2}
+
+
+async def test_a_later_attempt_wins_and_a_stale_worker_cannot_undo_it(dynamo: Ledgers) -> None:
+    first = dynamo.new()
+    await first.start_run(run_info(R))
+    await first.record(R, [out(1, "SUCCESS"), out(2, "THROTTLED")])
+    await first.flush()
+    stale = dynamo.new()
+    assert (await stale.get_run(R)).attempt == 1  # type: ignore[union-attr]
+
+    retry = dynamo.new()
+    await retry.start_run(run_info(R))
+    assert (await retry.get_run(R)).attempt == 2  # type: ignore[union-attr]
+    await retry.record(R, [out(1, "PERMANENT_FAILURE"), out(2, "SUCCESS")])
+    await retry.flush()
+    # A worker still on attempt 1 (a shard of the first pass, delivered late):
+    await stale.record(R, [out(1, "SUCCESS"), out(2, "THROTTLED"), out(3, "FILTERED")])
+    await stale.flush()
+    stored = {o.line: o.status.value for o in await all_outcomes(retry, R)}
+    assert stored == {1: "PERMANENT_FAILURE", 2: "SUCCESS", 3: "FILTERED"}
+    counts = await retry.counts(R)
+    assert counts == {"PERMANENT_FAILURE": 1, "SUCCESS": 1, "FILTERED": 1}
+    assert counts == dict(Counter(stored.values()))
+
+
+async def test_history_counts_one_send_per_endpoint_per_run(dynamo: Ledgers) -> None:
+    """A retried call or a redelivered record of the same send cannot count twice."""
+    ledger = dynamo.new()
+    await ledger.start_run(run_info(R))
+    await ledger.record(R, [], sent=[("ep-1", "camp-1")])
+    await ledger.flush()
+    await ledger.record(R, [], sent=[("ep-1", "camp-1")])
+    assert await ledger.history(["ep-1"], campaign_id="camp-1", since=0) == {"ep-1": (1, 1)}
