@@ -26,7 +26,7 @@ from dispatcher.model import Outcome, Status
 # "sent" when its line's outcome is SUCCESS; there is no second write to mark it.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
-    run INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, info TEXT NOT NULL, summary TEXT
+    run INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, info TEXT, summary TEXT
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     run INTEGER NOT NULL, line INTEGER NOT NULL, endpoint_id TEXT, status TEXT NOT NULL,
@@ -66,12 +66,12 @@ class SqliteLedger:
         self._keys: dict[str, int] = {}
 
     def _key(self, run_id: str) -> int:
-        """The run's integer key (runs must be started or known to the ledger)."""
+        """The run's integer key; a run first seen here gets a row (its info comes with
+        ``start_run``)."""
         key = self._keys.get(run_id)
         if key is None:
+            self._db.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
             row = self._db.execute("SELECT run FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise LedgerError(f"run {run_id} is not in the ledger {self.path}")
             key = self._keys[run_id] = int(row[0])
         return key
 
@@ -92,7 +92,7 @@ class SqliteLedger:
 
     async def get_run(self, run_id: str) -> RunInfo | None:
         row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
+        if row is None or row[0] is None:
             return None
         return RunInfo(**orjson.loads(row[0]))
 

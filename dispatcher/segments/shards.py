@@ -54,7 +54,10 @@ class Shard:
     """One worker's part of a segment: a record-aligned byte range of one object.
 
     ``start``/``end`` are offsets in the object's bytes, or in its inflated bytes when
-    ``gzip`` is true. ``first_line`` is the global ``Line`` of the range's first line.
+    ``gzip`` is true. ``first_line`` is the global ``Line`` of the range's first line and
+    ``last_line`` that of its last record: every record of the shard has a ``Line`` in
+    ``[first_line, last_line]``, and no other shard's records do. (Blank lines and CSV
+    records spanning lines make ``last_line - first_line + 1`` larger than ``records``.)
     ``header`` is the raw header of a CSV object (``None`` for JSON lines).
     """
 
@@ -67,6 +70,7 @@ class Shard:
     start: int
     end: int
     first_line: int
+    last_line: int
     records: int
     header: bytes | None = None
 
@@ -79,7 +83,7 @@ class Shard:
 
             {"Index": 3, "Bucket": "b", "Key": "exports/part-0001.csv", "ETag": "\\"9b2c...\\"",
              "Format": "csv", "Gzip": false, "Bytes": [52110, 104370], "FirstLine": 1501,
-             "Records": 500, "Header": "Id,ChannelType,Address\\r\\n"}
+             "LastLine": 2003, "Records": 500, "Header": "Id,ChannelType,Address\\r\\n"}
 
         ``Header`` is left out for JSON lines, and becomes ``HeaderBase64`` when the
         header bytes are not valid UTF-8.
@@ -93,6 +97,7 @@ class Shard:
             "Gzip": self.gzip,
             "Bytes": [self.start, self.end],
             "FirstLine": self.first_line,
+            "LastLine": self.last_line,
             "Records": self.records,
         }
         if self.header is not None:
@@ -119,15 +124,20 @@ class Shard:
             shard = cls(
                 index=_int(data, "Index"), bucket=_str(data, "Bucket"), key=_str(data, "Key"),
                 etag=_str(data, "ETag"), format=_str(data, "Format"), gzip=bool(data["Gzip"]),
-                start=int(start), end=int(end), first_line=_int(data, "FirstLine"),
+                start=int(start), end=int(end), first_line=_int(data, "FirstLine"), last_line=_int(data, "LastLine"),
                 records=_int(data, "Records"), header=header,
             )  # fmt: skip
         except (KeyError, TypeError, ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
             raise SegmentError(f"malformed shard: {exc!r}") from exc
         if shard.format not in FORMATS:
             raise SegmentError(f"malformed shard: unknown Format {shard.format!r}")
-        if not 0 <= shard.start <= shard.end or shard.first_line < 1 or shard.records < 0:
-            raise SegmentError(f"malformed shard: bad Bytes/FirstLine/Records in {data!r}")
+        if (
+            not 0 <= shard.start <= shard.end
+            or shard.first_line < 1
+            or shard.records < 0
+            or shard.last_line < shard.first_line - (shard.records == 0)
+        ):
+            raise SegmentError(f"malformed shard: bad Bytes/Lines/Records in {data!r}")
         if (shard.format == "csv") != (shard.header is not None):
             raise SegmentError("malformed shard: a CSV shard needs a Header, JSON lines none")
         return shard
@@ -163,17 +173,20 @@ class _Cuts:
         self.shards: list[Shard] = []
         self._start = 0
         self._first_line = 0
+        self._last_line = 0
         self._count = 0
 
     def begin(self, start: int, first_line: int) -> None:
         self._start, self._first_line, self._count = start, first_line, 0
 
-    def record(self, end: int, next_first_line: int) -> None:
-        """A record ended at byte ``end``; cut there if the shard is full."""
+    def record(self, line: int, end: int) -> None:
+        """Record ``line`` ended at byte ``end`` (its last physical line ended there);
+        cut there if the shard is full. The next shard starts on the following line."""
         self._count += 1
+        self._last_line = line
         if self._count >= self.target:
             self._emit(end)
-            self.begin(end, next_first_line)
+            self.begin(end, self._next_line)
 
     def finish(self, end: int) -> None:
         if self._count:
@@ -183,7 +196,7 @@ class _Cuts:
         o = self.obj
         self.shards.append(Shard(
             self.next_index, o.bucket, o.key, o.etag, self.fmt, self.gzip,
-            self._start, end, self._first_line, self._count, self.header,
+            self._start, end, self._first_line, self._last_line, self._count, self.header,
         ))  # fmt: skip
         self.next_index += 1
 
