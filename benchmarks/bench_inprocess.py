@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -28,39 +27,15 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def child_floor(segment: Path) -> dict[str, float]:
-    import orjson
+    from benchmarks.run import child_floor as floor
 
-    started = time.perf_counter()
-    n = 0
-    with segment.open("rb") as f, open(os.devnull, "wb") as sink:
-        chunk: dict[str, object] = {}
-        for raw in f:
-            d = orjson.loads(raw)
-            chunk[d.pop("Id")] = d
-            if len(chunk) == 50:
-                back = orjson.loads(orjson.dumps({"Endpoints": chunk}))
-                sink.write(b"".join(
-                    orjson.dumps({"EndpointId": k, "Status": "SUCCESS"}) + b"\n"
-                    for k in back["Endpoints"]))  # fmt: skip
-                n += len(chunk)
-                chunk = {}
-        n += len(chunk)
-    return {"seconds": time.perf_counter() - started, "endpoints": n}
+    return floor(segment)
 
 
-def child_dispatcher(segment: Path, ledger: bool = False) -> dict[str, float]:
-    from benchmarks.gen import write_config
-    from dispatcher import load_settings, run
+def child_dispatcher(segment: Path) -> dict[str, float]:
+    from benchmarks.run import child_dispatcher as dispatcher
 
-    with tempfile.TemporaryDirectory() as tmp:
-        functions = f'[functions.pass]\npython = "{HERE / "hooks.py"}:passthrough"\n'
-        cfg = write_config(Path(tmp) / "bench.toml", hook="pass", functions=functions)
-        settings = load_settings(cfg)
-        started = time.perf_counter()
-        summary = run(settings, segment=str(segment), out_dir=Path(tmp) / "out", progress=False)
-        seconds = time.perf_counter() - started
-    return {"seconds": seconds, "endpoints": summary.total,
-            "success": summary.by_status.get("SUCCESS", 0)}
+    return dispatcher(segment)
 
 
 def measure(scenario: str, segment: Path) -> dict[str, float]:

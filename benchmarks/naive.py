@@ -19,7 +19,7 @@ from itertools import islice
 from pathlib import Path
 
 
-def events(segment: Path, size: int = 50):  # noqa: ANN201 - a generator of JSON events
+def events(segment: Path, size: int = 50):
     with segment.open() as f:
         lines = (json.loads(line) for line in f if line.strip())
         while chunk := list(islice(lines, size)):

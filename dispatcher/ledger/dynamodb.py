@@ -18,7 +18,7 @@ Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
 
     item          pk                          sk                  attributes
     run           R#{run}                     RUN                 info (JSON), attempt, summary, v
-    counters      R#{run}                     N#{0..7}            one number per Status name
+    counters      R#{run}                     N#{0..15}            one number per Status name
     shard         R#{run}                     S#{shard id}        w, n, t0, ts, t1, c (map)
     outcome       O#{run}#{line % 16:02d}     {line:012d}         l, a, s, e, r, c, t
     send claim    C#{run}#{crc32(id) % 32:02d} i:{endpoint id}    e, l, sn, st, tk
@@ -28,7 +28,7 @@ Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
 Ids over 512 bytes are keyed by ``h:{sha256}`` instead of ``i:{id}``. Outcomes are
 spread over 16 partitions by ``line % 16`` (so consecutive lines of one shard do not
 share a partition) and read back in line order by merging the 16 sorted Queries.
-Counters are spread over 8 items so concurrent transactions rarely meet on one.
+Counters are spread over 16 items so concurrent transactions rarely meet on one.
 
 IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``,
 ``Query``, ``BatchGetItem``, ``BatchWriteItem``, ``TransactWriteItems``,
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import random
 import time
 import uuid
@@ -84,7 +85,7 @@ FORMAT_VERSION = 1
 OUTCOME_PARTITIONS = 16
 CLAIM_PARTITIONS = 32
 ADDRESS_PARTITIONS = 32
-COUNTER_SHARDS = 8
+COUNTER_SHARDS = 16
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 3_000_000
 """Below DynamoDB's 4 MB per transaction, leaving room for names and overhead."""
@@ -302,8 +303,11 @@ class DynamoLedger:
         self._claim_ops: dict[tuple[str, str], str] = {}
         self._history: dict[tuple[str, str], tuple[float, str]] = {}
         self._in_flight: set[tuple[str, str]] = set()
+        # Claims granted here and not yet settled: (run, id) -> (line, sender), so that a
+        # SENT mark can be a batched put instead of one UpdateItem per send.
         self._held: dict[tuple[str, str], tuple[int, str]] = {}
-        """Claims granted to this ledger and not yet settled: (run, id) -> (line, sender)."""
+        # Transactions take the counter items in turn, so concurrent ones rarely meet.
+        self._counter_items = itertools.count(random.randrange(COUNTER_SHARDS))
         self._flush_lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -311,11 +315,11 @@ class DynamoLedger:
         return f"DynamoLedger(table={self.table!r}, pending={pending})"
 
     # -- table -------------------------------------------------------------------------
-    async def create_table(self, *, wait: float = 300.0) -> bool:
+    async def create_table(self) -> bool:
         """Create the table (PAY_PER_REQUEST) unless it exists; wait until it is ACTIVE.
 
         Returns True when this call created it. Raises if an existing table has
-        another key schema.
+        another key schema. Bound the wait with ``anyio.fail_after`` if need be.
         """
         created = True
         try:
@@ -332,11 +336,9 @@ class DynamoLedger:
             if exc.code != "ResourceInUseException":
                 raise
             created = False
-        with anyio.fail_after(wait):
-            while True:
-                if await self.check_table() == "ACTIVE":
-                    return created
-                await anyio.sleep(1.0)
+        while await self.check_table() != "ACTIVE":  # noqa: ASYNC110 (polling AWS)
+            await anyio.sleep(1.0)
+        return created
 
     async def check_table(self) -> str:
         """Check that the table exists with this ledger's key schema; return its status."""
@@ -692,7 +694,7 @@ class DynamoLedger:
                 else:
                     conflicted = _retry_reason(reason, run_id)
             if len(reasons) > len(lines) and reasons[-1].get("Code") not in (None, "None"):
-                conflicted = _retry_reason(reasons[-1], run_id)  # the counter item
+                conflicted = _retry_reason(reasons[-1], run_id) or conflicted  # the counter
             if conflicted:
                 await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
         raise DynamoLedgerError(
@@ -716,7 +718,7 @@ class DynamoLedger:
             return None
         names = {f"#s{i}": status for i, status in enumerate(changes)}
         values = {f":d{i}": _n(n) for i, n in enumerate(changes.values())}
-        shard = random.randrange(COUNTER_SHARDS)
+        shard = next(self._counter_items) % COUNTER_SHARDS
         return {
             "TableName": self.table, "Key": _run_key(run_id, f"N#{shard}"),
             "UpdateExpression": "ADD " + ", ".join(f"#s{i} :d{i}" for i in range(len(changes))),

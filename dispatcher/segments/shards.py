@@ -186,7 +186,7 @@ class _Cuts:
         self._last_line = line
         if self._count >= self.target:
             self._emit(end)
-            self.begin(end, self._next_line)
+            self.begin(end, line + 1)
 
     def finish(self, end: int) -> None:
         if self._count:
@@ -213,7 +213,7 @@ async def _plan_jsonl(stream: ByteReader, cuts: _Cuts, base: int) -> int:
             if phys == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM) :]
             if raw.strip():
-                cuts.record(pos, base + phys + 1)
+                cuts.record(base + phys, pos)
     cuts.finish(pos)
     return phys
 
@@ -235,8 +235,9 @@ async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
         for phys, row, _error in events:
             if row is not None and not row:
                 continue  # blank line
-            # A record always ends on a line pushed in this very call.
-            cuts.record(ends[phys - first_phys], base + phys)
+            # Line is the record's last physical line minus one (the header), as locally;
+            # a record always ends on a line pushed in this very call.
+            cuts.record(base + phys - 1, ends[phys - first_phys])
 
     async for lines in read_lines(stream, universal=True):
         first_phys = rows.fed + 1

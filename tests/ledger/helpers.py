@@ -16,8 +16,12 @@ def run_info(run_id: str, campaign_id: str = "camp-1") -> RunInfo:
                    started_at="2026-01-01T00:00:00Z")  # fmt: skip
 
 
-def out(line: int, status: str | Status, *, eid: str | None = None, reason: str | None = None) -> Outcome:
-    return Outcome(line, eid if eid is not None else f"ep-{line}", Status(status), reason, "SMS", "0")
+def out(
+    line: int, status: str | Status, *, eid: str | None = None, reason: str | None = None
+) -> Outcome:
+    """An SMS outcome of treatment "0" for ``ep-{line}`` (or ``eid``)."""
+    endpoint_id = eid if eid is not None else f"ep-{line}"
+    return Outcome(line, endpoint_id, Status(status), reason, "SMS", "0")
 
 
 async def all_outcomes(ledger: Any, run_id: str) -> list[Outcome]:

@@ -204,11 +204,11 @@ async def test_a_later_attempt_wins_and_a_stale_worker_cannot_undo_it(dynamo: Le
     await first.record(R, [out(1, "SUCCESS"), out(2, "THROTTLED")])
     await first.flush()
     stale = dynamo.new()
-    assert (await stale.get_run(R)).attempt == 1  # type: ignore[union-attr]
+    assert (await stale.get_run(R)).attempt == 1
 
     retry = dynamo.new()
     await retry.start_run(run_info(R))
-    assert (await retry.get_run(R)).attempt == 2  # type: ignore[union-attr]
+    assert (await retry.get_run(R)).attempt == 2
     await retry.record(R, [out(1, "PERMANENT_FAILURE"), out(2, "SUCCESS")])
     await retry.flush()
     # A worker still on attempt 1 (a shard of the first pass, delivered late):

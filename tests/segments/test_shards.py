@@ -36,7 +36,9 @@ async def read_shards(shards: list[Shard], clients: AwsClients, **kwargs: Any) -
         wire = orjson.dumps(shard.to_json())
         received = Shard.from_json(wire)
         assert received == shard
-        out.extend(await collect(ShardSource(received, clients, **kwargs)))
+        records = await collect(ShardSource(received, clients, **kwargs))
+        check_lines(shard, records)
+        out.extend(records)
     return out
 
 
@@ -52,15 +54,24 @@ def line_count(data: bytes, fmt: str) -> int:
 
 
 def check_plan(shards: list[Shard], target: int) -> None:
-    """Shards are small enough, numbered in order, and never overlap within an object."""
+    """Shards are small enough, numbered in order, and never overlap: within an object
+    their byte ranges follow each other, and their line spans never overlap."""
     assert [s.index for s in shards] == list(range(len(shards)))
     for s in shards:
         assert 1 <= s.records <= target
         assert s.start < s.end
+        assert s.first_line <= s.last_line
+    assert all(a.last_line < b.first_line for a, b in itertools.pairwise(shards))
     for _, group in itertools.groupby(shards, key=lambda s: s.key):
         parts = list(group)
         assert all(a.end == b.start for a, b in itertools.pairwise(parts))
-        assert all(a.first_line < b.first_line for a, b in itertools.pairwise(parts))
+
+
+def check_lines(shard: Shard, records: list[Any]) -> None:
+    """A shard's records lie within its line span and the last one is on last_line."""
+    assert all(shard.first_line <= r.line <= shard.last_line for r in records)
+    if records:
+        assert records[-1].line == shard.last_line
 
 
 # -- generated segments ------------------------------------------------------------------------
@@ -207,6 +218,7 @@ async def test_plain_shards_are_byte_ranges_read_with_one_ranged_get_each(
     assert [s.records for s in shards] == [4, 4, 2]
     assert shards[-1].end == len(data)
     assert [s.first_line for s in shards] == [1, 6, 12]  # shard 2 starts with blank line 6
+    assert [s.last_line for s in shards] == [5, 11, 13]  # 6 lines for 4 records
     proxy.requests.clear()
     records = await read_shards(shards, clients)
     assert proxy.ranges("seg.jsonl") == [f"bytes={s.start}-{s.end - 1}" for s in shards]
@@ -223,9 +235,10 @@ async def test_csv_shards_carry_the_header_and_gzip_shards_inflated_ranges(
     await put(s3, bucket, "p/b.csv", header + rows)
     shards = await plan_shards(f"s3://{bucket}/p/", clients, target_records=3)
 
-    assert [(s.key, s.gzip, s.records, s.first_line) for s in shards] == [
-        ("p/a.csv.gz", True, 3, 1), ("p/a.csv.gz", True, 3, 4), ("p/a.csv.gz", True, 1, 7),
-        ("p/b.csv", False, 3, 8), ("p/b.csv", False, 3, 11), ("p/b.csv", False, 1, 14),
+    assert [(s.key, s.gzip, s.records, s.first_line, s.last_line) for s in shards] == [
+        ("p/a.csv.gz", True, 3, 1, 3), ("p/a.csv.gz", True, 3, 4, 6),
+        ("p/a.csv.gz", True, 1, 7, 7), ("p/b.csv", False, 3, 8, 10),
+        ("p/b.csv", False, 3, 11, 13), ("p/b.csv", False, 1, 14, 14),
     ]  # fmt: skip
     assert all(s.header == header for s in shards)
     assert shards[0].start == len(header) and shards[2].end == len(header + rows)
@@ -278,7 +291,9 @@ async def test_objects_without_records_get_no_shard_but_keep_their_lines(
     await put(s3, bucket, "p/2.csv", b"Id,Address\n")
     await put(s3, bucket, "p/3.jsonl", b'{"Id": "x"}\n')
     shards = await plan_shards(f"s3://{bucket}/p/", clients)
-    assert [(s.key, s.first_line, s.records) for s in shards] == [("p/3.jsonl", 4, 1)]
+    assert [(s.key, s.first_line, s.last_line, s.records) for s in shards] == [
+        ("p/3.jsonl", 4, 4, 1)
+    ]
     assert [(r.line, r.endpoint_id) for r in await read_shards(shards, clients)] == [(4, "x")]
 
 
@@ -315,16 +330,16 @@ async def test_target_records_must_be_positive(clients: AwsClients, bucket: str)
 @given(
     index=st.integers(0, 10**6), key=st.text(min_size=1, max_size=50),
     gz=st.booleans(), start=st.integers(0, 2**40), length=st.integers(0, 2**30),
-    first_line=st.integers(1, 2**40), records=st.integers(0, 10**6),
+    first_line=st.integers(1, 2**40), span=st.integers(0, 2**20), records=st.integers(0, 10**6),
     header=st.one_of(st.none(), st.binary(max_size=40)),
 )  # fmt: skip
 def test_shard_json_round_trips(
-    index: int, key: str, gz: bool, start: int, length: int, first_line: int, records: int,
-    header: bytes | None,
+    index: int, key: str, gz: bool, start: int, length: int, first_line: int, span: int,
+    records: int, header: bytes | None,
 ) -> None:  # fmt: skip
     key = key.encode("utf-8", "replace").decode("utf-8")
     shard = Shard(index, "bucket", key, '"etag"', "jsonl" if header is None else "csv", gz,
-                  start, start + length, first_line, records, header)  # fmt: skip
+                  start, start + length, first_line, first_line + span, records, header)  # fmt: skip
     assert Shard.from_json(orjson.dumps(shard.to_json())) == shard
     assert Shard.from_json(shard.to_json()) == shard
 
@@ -336,6 +351,7 @@ def test_shard_json_round_trips(
         {"Bytes": "0-9"},
         {"Format": "xml"},
         {"FirstLine": 0},
+        {"LastLine": 0},
         {"Index": "3"},
         {"Records": True},
         {"Header": "Id\n"},  # JSON lines with a header
@@ -343,7 +359,7 @@ def test_shard_json_round_trips(
     ],
 )
 def test_malformed_shards_are_rejected(change: dict[str, Any]) -> None:
-    good = Shard(0, "b", "k", "", "jsonl", False, 0, 10, 1, 2).to_json()
+    good = Shard(0, "b", "k", "", "jsonl", False, 0, 10, 1, 3, 2).to_json()
     Shard.from_json(good)
     with pytest.raises(SegmentError, match="malformed shard"):
         Shard.from_json(good | change)
