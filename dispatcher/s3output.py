@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from botocore.exceptions import ClientError
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, DispatchError
@@ -84,7 +85,7 @@ async def _call(url: str, operation: Any, **kwargs: Any) -> Any:
     try:
         return await retrying(operation, **kwargs)
     except S3_ERRORS as exc:
-        code = error_code(exc) if hasattr(exc, "response") else None
+        code = error_code(exc) if isinstance(exc, ClientError) else None
         raise S3OutputError(describe_s3_error(url, exc), code=code, url=url) from exc
 
 
@@ -99,7 +100,7 @@ async def check_output_location(s3_prefix: str, clients: AwsClients) -> None:
     try:
         await retrying(s3.head_bucket, Bucket=bucket)
     except S3_ERRORS as exc:
-        code = error_code(exc) if hasattr(exc, "response") else None
+        code = error_code(exc) if isinstance(exc, ClientError) else None
         if code in ("404", "NoSuchBucket", "NotFound"):
             raise ConfigError(f"output bucket {bucket!r} does not exist ({code})",
                               key=s3_prefix) from exc  # fmt: skip

@@ -236,7 +236,7 @@ class Worker:
         shard = Shard.from_json(body["Shard"])
         config = body["Config"]
         settings = parse_settings(config["Data"], config["Path"], Path(config["Path"]).parent)
-        lines = (shard.first_line, shard.first_line + max(shard.records, 1) - 1)
+        lines = (shard.first_line, shard.last_line)
         workdir = Path(tempfile.mkdtemp(prefix=f"dispatcher-{run_id[:8]}-"))
         async with AsyncExitStack() as stack:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -320,7 +320,7 @@ class Worker:
             shard = Shard.from_json(body["Shard"])
             ledger = DynamoLedger(body["Ledger"]["Table"], clients=self.clients)
             try:
-                lines = (shard.first_line, shard.first_line + max(shard.records, 1) - 1)
+                lines = (shard.first_line, shard.last_line)
                 settled = await ledger.lines_with_status(run_id, lines=lines)
                 reason = (f"shard failed {job.receive_count} times ({type(exc).__name__}: "
                           f"{exc}); its job went to the dead-letter queue")  # fmt: skip

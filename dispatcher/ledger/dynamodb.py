@@ -5,8 +5,10 @@ this module uses a conditional write, so workers on separate machines that race 
 the same shard (SQS may deliver it twice) still send each endpoint at most once:
 
 * a send claim is a conditional ``PutItem`` (``attribute_not_exists``) on the item
-  (run, endpoint id); a failed condition returns the holder (line, sender, state),
-  from which the answer is the one SQLite gives: OTHER_LINE, SENT or IN_DOUBT;
+  (run, endpoint id); a failed condition returns the holder's line, from which the
+  answer is the one SQLite gives: OTHER_LINE, or for the same line SENT when that
+  line's outcome is SUCCESS, else IN_DOUBT (nothing marks a claim sent: one write
+  less per send);
 * outcomes and per-status counters move together in ``TransactWriteItems``: each
   outcome put is conditioned on the item it replaces (absent, or this attempt and
   status), and the transaction adds +1 / -1 to the counters. A failed condition says
@@ -18,17 +20,20 @@ Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
 
     item          pk                          sk                  attributes
     run           R#{run}                     RUN                 info (JSON), attempt, summary, v
-    counters      R#{run}                     N#{0..15}            one number per Status name
-    shard         R#{run}                     S#{shard id}        w, n, t0, ts, t1, c (map)
+    counters      R#{run}                     N#{0..15}           one number per Status name
+    shard         R#{run}                     S#{shard id}        w, n, t0, ts, t1, c, h
     outcome       O#{run}#{line % 16:02d}     {line:012d}         l, a, s, e, r, c, t
-    send claim    C#{run}#{crc32(id) % 32:02d} i:{endpoint id}    e, l, sn, st, tk
+    send claim    C#{run}#{crc32(id) % 32:02d} i:{endpoint id}    e, l, sn, tk
     address       A#{run}#{digest % 32:02d}   {blake2b-128 hex}   l
     send history  E#i:{endpoint id}           H                   r:{run} = [sent_at, campaign]
 
 Ids over 512 bytes are keyed by ``h:{sha256}`` instead of ``i:{id}``. Outcomes are
 spread over 16 partitions by ``line % 16`` (so consecutive lines of one shard do not
-share a partition) and read back in line order by merging the 16 sorted Queries.
-Counters are spread over 16 items so concurrent transactions rarely meet on one.
+share a partition) and read back in line order by merging the 16 sorted Queries (a
+line range is a ``BETWEEN`` on the sort key). Counters are spread over 16 items so
+concurrent transactions rarely meet on one. The send history keeps one attribute per
+run on an item per endpoint: read with BatchGetItem (100 endpoints a call), written
+idempotently (an endpoint is sent at most once per run).
 
 IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``,
 ``Query``, ``BatchGetItem``, ``BatchWriteItem``, ``TransactWriteItems``,
@@ -39,7 +44,8 @@ Additions to the Ledger protocol that a fleet needs (``SqliteLedger`` gains them
 ``shard_done`` / ``shards`` (what ``dispatcher status`` shows per shard).
 
 A worker that joins a run does not call ``start_run`` (that bumps the attempt): it
-calls ``get_run``, which also tells this ledger the attempt to stamp on outcomes.
+calls ``get_run`` per shard, which also tells this ledger the attempt to stamp on
+outcomes (a ledger that never saw the run reads it once, on its first record).
 botocore's retries are off; throttling, 5xx and connection errors are retried here
 with jittered exponential backoff (tenacity), other errors raise ``DynamoLedgerError``.
 """
@@ -49,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import os
 import random
 import time
 import uuid
@@ -75,7 +82,7 @@ from dispatcher.errors import LedgerError
 from dispatcher.ledger.base import Claim, LineSet, RunInfo, SendClaim
 from dispatcher.model import Outcome, Status
 
-__all__ = ["DynamoLedger", "DynamoLedgerError"]
+__all__ = ["DynamoLedger", "DynamoLedgerError", "create_table_sync"]
 
 T = TypeVar("T")
 Item = dict[str, Any]
@@ -94,8 +101,7 @@ BATCH_GET_KEYS = 100
 FLUSH_OUTCOMES = 990
 FLUSH_OPERATIONS = 500
 MAX_RAW_ID = 512
-CLAIMED, SENT = "CLAIMED", "SENT"
-RELEASE = "release"
+MAX_LINE = 10**12 - 1
 
 TRANSIENT_CODES = frozenset(
     {
@@ -216,12 +222,6 @@ def _outcome_from(item: Item) -> Outcome:
     )  # fmt: skip
 
 
-def _claim_answer(old: Item, line: int) -> Claim:
-    if _int(old, "l") != line:
-        return Claim.OTHER_LINE
-    return Claim.SENT if _str(old, "st") == SENT else Claim.IN_DOUBT
-
-
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -300,18 +300,17 @@ class DynamoLedger:
         # Buffered writes, keyed so that a later record of the same thing replaces or
         # yields to an earlier one exactly as the table would.
         self._outcomes: dict[tuple[str, int], tuple[int, Outcome]] = {}
-        self._claim_ops: dict[tuple[str, str], str] = {}
+        self._releases: set[tuple[str, str]] = set()
         self._history: dict[tuple[str, str], tuple[float, str]] = {}
-        self._in_flight: set[tuple[str, str]] = set()
-        # Claims granted here and not yet settled: (run, id) -> (line, sender), so that a
-        # SENT mark can be a batched put instead of one UpdateItem per send.
-        self._held: dict[tuple[str, str], tuple[int, str]] = {}
+        # What a flush in progress writes: a claim waits for it when it concerns the
+        # same endpoints (a release) or lines (whether the line's send succeeded).
+        self._writing: tuple[set[tuple[str, str]], set[tuple[str, int]]] = (set(), set())
         # Transactions take the counter items in turn, so concurrent ones rarely meet.
         self._counter_items = itertools.count(random.randrange(COUNTER_SHARDS))
         self._flush_lock = anyio.Lock()
 
     def __repr__(self) -> str:
-        pending = len(self._outcomes) + len(self._claim_ops) + len(self._history)
+        pending = len(self._outcomes) + len(self._releases) + len(self._history)
         return f"DynamoLedger(table={self.table!r}, pending={pending})"
 
     # -- table -------------------------------------------------------------------------
@@ -423,32 +422,42 @@ class DynamoLedger:
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
         if not claims:
             return []
-        await self._settle_claim_ops(run_id, [c.endpoint_id for c in claims])
+        await self._settle_before_claims(run_id, claims)
         token = uuid.uuid4().hex
         first: dict[str, SendClaim] = {}
         for c in claims:
             first.setdefault(c.endpoint_id, c)
-        # endpoint id -> (answer to its first claim, holder's line, holder's state)
-        found: dict[str, tuple[Claim, int, str]] = {}
+        # endpoint id -> (answer to its first claim, the holder's line, whether that
+        # line's send succeeded: None when the answer did not need to know)
+        found: dict[str, tuple[Claim, int, bool | None]] = {}
 
         async def claim_one(c: SendClaim) -> None:
             found[c.endpoint_id] = await self._claim_one(run_id, c, token)
 
         await self._each(claim_one, first.values())
+        # A repeat in the batch meets the first claim, as in SQLite's one transaction.
+        unknown = {found[c.endpoint_id][1] for c in claims
+                   if first[c.endpoint_id] is not c and found[c.endpoint_id][1] == c.line
+                   and found[c.endpoint_id][2] is None}  # fmt: skip
+        succeeded = await self._succeeded(run_id, unknown) if unknown else set()
         answers: list[Claim] = []
         for c in claims:
-            answer, line, state = found[c.endpoint_id]
+            answer, line, sent = found[c.endpoint_id]
             if first[c.endpoint_id] is c:
                 answers.append(answer)
-            elif line != c.line:  # a repeat in this batch meets the first as SQLite does
+            elif line != c.line:
                 answers.append(Claim.OTHER_LINE)
             else:
-                answers.append(Claim.SENT if state == SENT else Claim.IN_DOUBT)
+                sent = line in succeeded if sent is None else sent
+                answers.append(Claim.SENT if sent else Claim.IN_DOUBT)
         return answers
 
-    async def _claim_one(self, run_id: str, c: SendClaim, token: str) -> tuple[Claim, int, str]:
-        item = {**_claim_key(run_id, c.endpoint_id), "e": _s(c.endpoint_id), "l": _n(c.line),
-                "sn": _s(c.sender), "st": _s(CLAIMED), "tk": _s(token)}  # fmt: skip
+    async def _claim_one(
+        self, run_id: str, c: SendClaim, token: str
+    ) -> tuple[Claim, int, bool | None]:
+        key = _claim_key(run_id, c.endpoint_id)
+        item = {**key, "e": _s(c.endpoint_id), "l": _n(c.line), "sn": _s(c.sender),
+                "tk": _s(token)}  # fmt: skip
         for _ in range(self.attempts):
             try:
                 await self._call(
@@ -457,25 +466,31 @@ class DynamoLedger:
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )  # fmt: skip
             except _ConditionFailed as exc:
-                old = exc.item or await self._get(_claim_key(run_id, c.endpoint_id))
+                old = exc.item or await self._get(key)
                 if old is None:
                     continue  # released between the put and the read: claim again
-                if _str(old, "tk") == token and _int(old, "l") == c.line:
-                    # Our own put, whose answer was lost and the call retried.
-                    self._held[(run_id, c.endpoint_id)] = (c.line, c.sender)
-                    return Claim.GRANTED, c.line, CLAIMED
-                return _claim_answer(old, c.line), _int(old, "l"), _str(old, "st") or CLAIMED
-            self._held[(run_id, c.endpoint_id)] = (c.line, c.sender)
-            return Claim.GRANTED, c.line, CLAIMED
+                line = _int(old, "l")
+                if line != c.line:
+                    return Claim.OTHER_LINE, line, None
+                if _str(old, "tk") == token:
+                    return Claim.GRANTED, line, False  # ours: the answer was lost, retried
+                sent = bool(await self._succeeded(run_id, [line]))
+                return (Claim.SENT if sent else Claim.IN_DOUBT), line, sent
+            return Claim.GRANTED, c.line, False
         raise DynamoLedgerError(
             f"claim of {c.endpoint_id!r} kept changing under it", operation="PutItem"
         )
 
-    async def _settle_claim_ops(self, run_id: str, endpoint_ids: Iterable[str]) -> None:
-        """Make buffered releases and SENT marks of these endpoints durable first."""
-        keys = [(run_id, eid) for eid in endpoint_ids]
-        if any(k in self._claim_ops or k in self._in_flight for k in keys):
-            await self.flush()
+    async def _settle_before_claims(self, run_id: str, claims: Sequence[SendClaim]) -> None:
+        """Write buffered releases of these endpoints and outcomes of these lines first
+        (SQLite writes everything pending in the claim's transaction)."""
+        releasing, recording = self._writing
+        for c in claims:
+            endpoint, line = (run_id, c.endpoint_id), (run_id, c.line)
+            if (endpoint in self._releases or line in self._outcomes
+                    or endpoint in releasing or line in recording):  # fmt: skip
+                await self.flush()
+                return
 
     async def claim_addresses(self, run_id: str, items: Sequence[tuple[str, int]]) -> list[bool]:
         """Hold address fingerprints for lines, across workers: True where ``line`` holds
@@ -522,34 +537,40 @@ class DynamoLedger:
             ExpressionAttributeValues={":w": _s(worker), ":now": _s(now), ":one": _n(1)},
         )  # fmt: skip
 
-    async def shard_done(self, run_id: str, shard_id: str, counts: Mapping[str, int]) -> None:
-        """Every record of a shard has its outcome in the ledger; ``counts`` by status."""
+    async def shard_done(
+        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0
+    ) -> None:
+        """Every record of the shard has its outcome in the ledger (written first):
+        ``counts`` by status, and the hook invocations the shard took."""
         await self.flush()
         await self._call(
             "update_item", TableName=self.table, Key=_run_key(run_id, "S#" + shard_id),
-            UpdateExpression="SET t1 = :now, c = :c",
+            UpdateExpression="SET t1 = :now, c = :c, h = :h",
             ExpressionAttributeValues={
-                ":now": _s(_now()), ":c": {"M": {k: _n(int(v)) for k, v in counts.items()}}},
+                ":now": _s(_now()), ":c": {"M": {k: _n(int(v)) for k, v in counts.items()}},
+                ":h": _n(int(hook_invocations))},
         )  # fmt: skip
 
     async def shards(self, run_id: str) -> list[dict[str, Any]]:
-        """Every shard seen for the run, by shard id: ShardId, State (RUNNING or DONE),
-        Worker (the latest), Deliveries, StartedAt, LastStartedAt, FinishedAt, Counts."""
+        """Every shard seen for the run, by shard id: ``shard_id``, ``state`` (RUNNING or
+        DONE: a done shard stays done when delivered again), ``worker`` (the latest),
+        ``deliveries``, ``started_at``, ``last_started_at``, ``finished_at``, ``counts``
+        and ``hook_invocations``."""
         out: list[dict[str, Any]] = []
         async for item in self._query_items(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": _s(f"R#{run_id}"), ":prefix": _s("S#")},
         ):
-            done = "t1" in item
             out.append({
-                "ShardId": item["sk"]["S"][2:],
-                "State": "DONE" if done else "RUNNING",
-                "Worker": _str(item, "w"),
-                "Deliveries": int(item["n"]["N"]) if "n" in item else 0,
-                "StartedAt": _str(item, "t0"),
-                "LastStartedAt": _str(item, "ts"),
-                "FinishedAt": _str(item, "t1"),
-                "Counts": {k: int(v["N"]) for k, v in item.get("c", {}).get("M", {}).items()},
+                "shard_id": item["sk"]["S"][2:],
+                "state": "DONE" if "t1" in item else "RUNNING",
+                "worker": _str(item, "w"),
+                "deliveries": _int(item, "n") if "n" in item else 0,
+                "started_at": _str(item, "t0"),
+                "last_started_at": _str(item, "ts"),
+                "finished_at": _str(item, "t1"),
+                "counts": {k: int(v["N"]) for k, v in item.get("c", {}).get("M", {}).items()},
+                "hook_invocations": _int(item, "h") if "h" in item else 0,
             })  # fmt: skip
         return out
 
@@ -568,34 +589,32 @@ class DynamoLedger:
             held = self._outcomes.get(key)
             if held is None or _supersedes(attempt, o.status, held[0], held[1].status):
                 self._outcomes[key] = (attempt, o)
-        for eid in release:
-            self._claim_ops[(run_id, eid)] = RELEASE
+        self._releases.update((run_id, eid) for eid in release)
         now = time.time()
         for eid, campaign in sent:
-            self._claim_ops[(run_id, eid)] = SENT
             self._history[(run_id, eid)] = (now, campaign)
         if (len(self._outcomes) >= FLUSH_OUTCOMES
-                or len(self._claim_ops) + len(self._history) >= FLUSH_OPERATIONS):  # fmt: skip
+                or len(self._releases) + len(self._history) >= FLUSH_OPERATIONS):  # fmt: skip
             await self.flush()
 
     async def flush(self) -> None:
         """Write everything recorded so far; when it returns, all of it is durable."""
         async with self._flush_lock:
-            if not (self._outcomes or self._claim_ops or self._history):
+            if not (self._outcomes or self._releases or self._history):
                 return
             outcomes, self._outcomes = self._outcomes, {}
-            claim_ops, self._claim_ops = self._claim_ops, {}
+            releases, self._releases = self._releases, set()
             history, self._history = self._history, {}
-            self._in_flight = set(claim_ops)
+            self._writing = (releases, set(outcomes))
             try:
-                await self._each(lambda job: job(), self._jobs(outcomes, claim_ops, history))
+                await self._each(lambda job: job(), self._jobs(outcomes, releases, history))
             finally:
-                self._in_flight = set()
+                self._writing = (set(), set())
 
     def _jobs(
         self,
         outcomes: dict[tuple[str, int], tuple[int, Outcome]],
-        claim_ops: dict[tuple[str, str], str],
+        releases: set[tuple[str, str]],
         history: dict[tuple[str, str], tuple[float, str]],
     ) -> list[Callable[[], Awaitable[None]]]:
         jobs: list[Callable[[], Awaitable[None]]] = []
@@ -605,19 +624,9 @@ class DynamoLedger:
         for run_id, rows in by_run.items():
             for part in self._transaction_parts(rows):
                 jobs.append(partial(self._write_outcomes, run_id, part))
-        requests: list[dict[str, Any]] = []
-        for (run_id, eid), op in claim_ops.items():
-            held = self._held.pop((run_id, eid), None)
-            if op == RELEASE:
-                requests.append({"DeleteRequest": {"Key": _claim_key(run_id, eid)}})
-            elif held is not None:
-                line, sender = held
-                requests.append({"PutRequest": {"Item": {
-                    **_claim_key(run_id, eid), "e": _s(eid), "l": _n(line), "sn": _s(sender),
-                    "st": _s(SENT)}}})  # fmt: skip
-            else:  # not claimed here (a reconcile): mark it only if it exists
-                jobs.append(partial(self._mark_sent, run_id, eid))
-        for chunk in _chunks(requests, BATCH_WRITE_ITEMS):
+        deletes = [{"DeleteRequest": {"Key": _claim_key(run_id, eid)}}
+                   for run_id, eid in sorted(releases)]  # fmt: skip
+        for chunk in _chunks(deletes, BATCH_WRITE_ITEMS):
             jobs.append(partial(self._batch_write, list(chunk)))
         for (run_id, eid), (sent_at, campaign) in history.items():
             jobs.append(partial(self._add_send, run_id, eid, sent_at, campaign))
@@ -725,16 +734,6 @@ class DynamoLedger:
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
         }  # fmt: skip
 
-    async def _mark_sent(self, run_id: str, endpoint_id: str) -> None:
-        try:
-            await self._call(
-                "update_item", TableName=self.table, Key=_claim_key(run_id, endpoint_id),
-                UpdateExpression="SET st = :sent", ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":sent": _s(SENT)},
-            )  # fmt: skip
-        except _ConditionFailed:
-            pass  # no claim to mark, as SQLite's UPDATE of no row
-
     async def _add_send(self, run_id: str, endpoint_id: str, sent_at: float, campaign: str) -> None:
         # One attribute per run: an endpoint is sent at most once per run, and writing
         # the same attribute again (a retried call) changes nothing.
@@ -753,40 +752,66 @@ class DynamoLedger:
             if not pending:
                 return
             await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
-        raise DynamoLedgerError(
-            "BatchWriteItem left items unprocessed; gave up",
-            code="UnprocessedItems",
-            operation="BatchWriteItem",
-        )
+        raise DynamoLedgerError("BatchWriteItem left items unprocessed; gave up",
+                                code="UnprocessedItems", operation="BatchWriteItem")  # fmt: skip
 
     # -- reads -------------------------------------------------------------------------
     async def lines_with_status(
-        self, run_id: str, statuses: Iterable[str] | None = None
+        self,
+        run_id: str,
+        statuses: Iterable[str] | None = None,
+        *,
+        lines: tuple[int, int] | None = None,
     ) -> LineSet:
+        """Lines with a recorded outcome (``statuses`` narrows to those, ``lines`` to an
+        inclusive range)."""
         await self.flush()
-        lines = LineSet()
+        found = LineSet()
         wanted = None if statuses is None else sorted(set(statuses))
         if wanted == []:
-            return lines
-        request: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk", "ProjectionExpression": "l",
-            "ExpressionAttributeValues": {},
-        }  # fmt: skip
+            return found
+        extra: dict[str, Any] = {"ProjectionExpression": "l"}
         if wanted is not None:
             marks = [f":s{i}" for i in range(len(wanted))]
-            request["FilterExpression"] = f"s IN ({', '.join(marks)})"
-            request["ExpressionAttributeValues"].update(
-                {m: _s(s) for m, s in zip(marks, wanted, strict=True)}
-            )
+            extra["FilterExpression"] = f"s IN ({', '.join(marks)})"
+            extra["ExpressionAttributeValues"] = {
+                m: _s(s) for m, s in zip(marks, wanted, strict=True)}  # fmt: skip
 
         async def scan(partition: int) -> None:
-            values = {**request["ExpressionAttributeValues"],
-                      ":pk": _s(f"O#{run_id}#{partition:02d}")}  # fmt: skip
-            async for item in self._query_items(**{**request, "ExpressionAttributeValues": values}):
-                lines.add(_int(item, "l"))
+            async for item in self._query_items(**self._partition_query(
+                    run_id, partition, lines, **extra)):  # fmt: skip
+                found.add(_int(item, "l"))
 
         await self._each(scan, range(OUTCOME_PARTITIONS))
-        return lines
+        return found
+
+    def _partition_query(
+        self, run_id: str, partition: int, lines: tuple[int, int] | None, **extra: Any
+    ) -> dict[str, Any]:
+        """A Query of one outcome partition, over ``lines`` (inclusive) if given."""
+        values = {
+            ":pk": _s(f"O#{run_id}#{partition:02d}"),
+            **extra.pop("ExpressionAttributeValues", {}),
+        }
+        condition = "pk = :pk"
+        if lines is not None:
+            first, last = max(lines[0], 0), min(lines[1], MAX_LINE)
+            condition += " AND sk BETWEEN :first AND :last"
+            values[":first"], values[":last"] = _s(f"{first:012d}"), _s(f"{last:012d}")
+        return {"KeyConditionExpression": condition, "ExpressionAttributeValues": values, **extra}
+
+    async def _succeeded(self, run_id: str, lines: Iterable[int]) -> set[int]:
+        """Those of ``lines`` whose outcome is SUCCESS."""
+        keys = [_outcome_key(run_id, line) for line in sorted(set(lines))]
+        found: set[int] = set()
+
+        async def check(part: Sequence[Item]) -> None:
+            for item in await self._batch_get(list(part), projection="l, s"):
+                if item["s"]["S"] == Status.SUCCESS:
+                    found.add(_int(item, "l"))
+
+        await self._each(check, list(_chunks(keys, BATCH_GET_KEYS)))
+        return found
 
     async def history(
         self, endpoint_ids: Sequence[str], *, campaign_id: str, since: float
@@ -819,14 +844,14 @@ class DynamoLedger:
                     totals[name] += int(value["N"])
         return {status: n for status, n in sorted(totals.items()) if n}
 
-    async def outcomes(self, run_id: str) -> AsyncIterator[list[Outcome]]:
+    async def outcomes(
+        self, run_id: str, *, lines: tuple[int, int] | None = None
+    ) -> AsyncIterator[list[Outcome]]:
+        """Recorded outcomes (``lines``: an inclusive range) in line order: a merge of the
+        partitions' Queries, each sorted by line, a page at a time."""
         await self.flush()
-        cursors = [
-            _Cursor(self, self._query_request(
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": _s(f"O#{run_id}#{p:02d}")}))
-            for p in range(OUTCOME_PARTITIONS)
-        ]  # fmt: skip
+        cursors = [_Cursor(self, self._query_request(**self._partition_query(run_id, p, lines)))
+                   for p in range(OUTCOME_PARTITIONS)]  # fmt: skip
         heap: list[tuple[int, int]] = []
         for i, cursor in enumerate(cursors):
             if await cursor.fill():
@@ -851,25 +876,15 @@ class DynamoLedger:
 
         async def scan(partition: int) -> None:
             async for item in self._query_items(
-                KeyConditionExpression="pk = :pk",
-                FilterExpression="st = :claimed AND sn = :sender",
+                KeyConditionExpression="pk = :pk", FilterExpression="sn = :sender",
                 ProjectionExpression="e, l",
                 ExpressionAttributeValues={":pk": _s(f"C#{run_id}#{partition:02d}"),
-                                           ":claimed": _s(CLAIMED), ":sender": _s(sender)},
+                                           ":sender": _s(sender)},
             ):  # fmt: skip
                 candidates.append((item["e"]["S"], _int(item, "l")))
 
         await self._each(scan, range(CLAIM_PARTITIONS))
-        succeeded: set[int] = set()
-
-        async def check(part: Sequence[int]) -> None:
-            keys = [_outcome_key(run_id, line) for line in part]
-            for item in await self._batch_get(keys, projection="l, s"):
-                if item["s"]["S"] == Status.SUCCESS:
-                    succeeded.add(_int(item, "l"))
-
-        lines = sorted({line for _, line in candidates})
-        await self._each(check, list(_chunks(lines, BATCH_GET_KEYS)))
+        succeeded = await self._succeeded(run_id, (line for _, line in candidates))
         return sorted((eid, line) for eid, line in candidates if line not in succeeded)
 
     async def aclose(self) -> None:
@@ -1021,3 +1036,22 @@ def _op_name(operation: str) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def create_table_sync(
+    table: str, *, region: str | None = None, endpoint_url: str | None = None
+) -> bool:
+    """``DynamoLedger.create_table()`` outside an event loop (scripts, tests, setup).
+
+    The region defaults to ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else us-east-1.
+    """
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+    async def create() -> bool:
+        ledger = DynamoLedger(table, region=region or "us-east-1", endpoint_url=endpoint_url)
+        try:
+            return await ledger.create_table()
+        finally:
+            await ledger.aclose()
+
+    return anyio.run(create)

@@ -436,18 +436,32 @@ async def test_refreshed_credentials_are_used(
     assert len(set(keys)) == 3  # every call saw freshly refreshed credentials
 
 
-async def test_missing_credentials_is_a_config_error(
+async def test_missing_credentials_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # Not loopback: resolving credentials fails before any request could leave.
+    transport = LambdaTransport("echo", region=REGION,
+                                endpoint_url="https://lambda.us-east-1.amazonaws.com")
+    try:
+        with pytest.raises(ConfigError, match="credentials"):
+            await transport.open()
+    finally:
+        await transport.aclose()
+
+
+async def test_a_loopback_lambda_needs_no_credentials(
     lambda_api: InvokeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name)
+        monkeypatch.delenv(name, raising=False)
     transport = LambdaTransport("echo", region=REGION, endpoint_url=lambda_api.url)
     try:
-        with pytest.raises(ConfigError, match="credentials"):
-            await transport.invoke(EVENT)
+        with pytest.raises(HookAttemptError, match="InvalidSignatureException"):
+            await transport.invoke(EVENT)  # signed with placeholder keys the server rejects
     finally:
         await transport.aclose()
-    assert lambda_api.requests == []
+    assert len(lambda_api.requests) == 1
 
 
 @pytest.mark.parametrize(

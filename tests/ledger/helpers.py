@@ -24,10 +24,10 @@ def out(
     return Outcome(line, endpoint_id, Status(status), reason, "SMS", "0")
 
 
-async def all_outcomes(ledger: Any, run_id: str) -> list[Outcome]:
+async def all_outcomes(ledger: Any, run_id: str, **options: Any) -> list[Outcome]:
     """``outcomes()`` flattened, checking that no batch is empty."""
     flat: list[Outcome] = []
-    async for batch in ledger.outcomes(run_id):
+    async for batch in ledger.outcomes(run_id, **options):
         assert batch, "outcomes() never yields an empty batch"
         flat.extend(batch)
     return flat

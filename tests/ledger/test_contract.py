@@ -72,6 +72,12 @@ async def test_claim_answers(ledgers: Ledgers) -> None:
     assert await ledger.claim(R, [sc("ep-2", 9)]) == [G], "released: any line may take it"
     assert await ledger.claim(R, [sc("ep-2", 2)]) == [X]
 
+    # SENT means the claim's line has a SUCCESS outcome, whatever ``sent`` said.
+    assert await ledger.claim(R, [sc("ep-4", 4), sc("ep-5", 5)]) == [G, G]
+    await ledger.record(R, [out(4, "SUCCESS")])
+    await ledger.record(R, [out(5, "TEMPORARY_FAILURE")], sent=[("ep-5", "camp-1")])
+    assert await ledger.claim(R, [sc("ep-4", 4), sc("ep-5", 5)]) == [S, D]
+
     # Repeats in one batch meet the first one, as in a sequential transaction.
     answers = await ledger.claim(R, [sc("ep-3", 3), sc("ep-3", 3), sc("ep-3", 4)])
     assert answers == [G, D, X]
@@ -143,6 +149,20 @@ async def test_lines_with_status(ledgers: Ledgers) -> None:
     assert members(await ledger.lines_with_status(R, ["SUCCESS"]), 100) == {1, 41}
     assert len(await ledger.lines_with_status(R, [])) == 0
     assert len(await ledger.lines_with_status("other-run")) == 0
+
+
+async def test_a_shard_reads_its_line_range(ledgers: Ledgers) -> None:
+    ledger = ledgers.new(page_size=4)
+    await ledger.start_run(run_info(R))
+    await ledger.record(R, [out(n, "SUCCESS" if n % 3 else "THROTTLED") for n in range(1, 91)])
+    shard = (31, 60)
+    assert [o.line for o in await all_outcomes(ledger, R, lines=shard)] == list(range(31, 61))
+    assert members(await ledger.lines_with_status(R, lines=shard), 100) == set(range(31, 61))
+    throttled = await ledger.lines_with_status(R, ["THROTTLED"], lines=shard)
+    assert members(throttled, 100) == {n for n in range(31, 61) if n % 3 == 0}
+    assert await all_outcomes(ledger, R, lines=(91, 200)) == []
+    assert [o.line for o in await all_outcomes(ledger, R, lines=(0, 2))] == [1, 2]
+    assert [o.line for o in await all_outcomes(ledger, R, lines=(90, 90))] == [90]
 
 
 async def test_counts_stay_exact_across_overwrites_and_duplicate_workers(
@@ -330,19 +350,22 @@ async def test_shard_bookkeeping(ledgers: Ledgers) -> None:
     require(ledger, "shard_started", "shard_done", "shards")
     await ledger.start_run(run_info(R))
     assert await ledger.shards(R) == []
-    await ledger.shard_started(R, "0001", worker="w1")
-    await ledger.shard_started(R, "0002", worker="w2")
-    await ledgers.new().shard_started(R, "0001", worker="w3")  # SQS delivered it again
-    await ledger.shard_done(R, "0001", {"SUCCESS": 3, "FILTERED": 1})
+    await ledger.shard_started(R, "1", worker="w1")
+    await ledger.shard_started(R, "2", worker="w2")
+    await ledgers.new().shard_started(R, "1", worker="w3")  # SQS delivered it again
+    await ledger.shard_done(R, "1", {"SUCCESS": 3, "FILTERED": 1}, hook_invocations=2)
+    await ledger.shard_started(R, "3", worker="w1")
+    await ledger.shard_done(R, "3", {"SUCCESS": 1})
+    await ledgers.new().shard_started(R, "3", worker="w2")  # again, after it was done
     shards = await ledgers.new().shards(R)
-    assert [s["ShardId"] for s in shards] == ["0001", "0002"]
-    one, two = shards
-    assert (one["State"], one["Worker"], one["Deliveries"]) == ("DONE", "w3", 2)
-    assert one["Counts"] == {"SUCCESS": 3, "FILTERED": 1}
-    assert one["StartedAt"] and one["FinishedAt"]
-    assert (two["State"], two["Worker"], two["Deliveries"]) == ("RUNNING", "w2", 1)
-    assert two["Counts"] == {}
-    assert two["FinishedAt"] is None
+    assert [s["shard_id"] for s in shards] == ["1", "2", "3"]
+    one, two, three = shards
+    assert (one["state"], one["worker"], one["deliveries"]) == ("DONE", "w3", 2)
+    assert (one["counts"], one["hook_invocations"]) == ({"SUCCESS": 3, "FILTERED": 1}, 2)
+    assert one["started_at"] and one["last_started_at"] and one["finished_at"]
+    assert (two["state"], two["worker"], two["deliveries"]) == ("RUNNING", "w2", 1)
+    assert (two["counts"], two["hook_invocations"], two["finished_at"]) == ({}, 0, None)
+    assert (three["state"], three["deliveries"], three["counts"]) == ("DONE", 2, {"SUCCESS": 1})
     assert await ledger.shards("other-run") == []
 
 
