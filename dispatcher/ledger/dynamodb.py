@@ -1,43 +1,54 @@
 """The fleet ledger: one DynamoDB table shared by every worker of a run.
 
-Same interface and answers as ``SqliteLedger``; where SQLite runs a transaction,
-this module uses a conditional write, so workers on separate machines that race on
-the same shard (SQS may deliver it twice) still send each endpoint at most once:
+Same interface and answers as ``SqliteLedger``. Where SQLite runs a transaction, this
+module uses single-item conditional writes, so workers on separate machines that race
+on one shard (SQS may deliver it twice) still send each endpoint at most once and
+count each record exactly once:
 
-* a send claim is a conditional ``PutItem`` (``attribute_not_exists``) on the item
-  (run, endpoint id); a failed condition returns the holder's line, from which the
-  answer is the one SQLite gives: OTHER_LINE, or for the same line SENT when that
-  line's outcome is SUCCESS, else IN_DOUBT (nothing marks a claim sent: one write
-  less per send);
-* outcomes and per-status counters move together in ``TransactWriteItems``: each
-  outcome put is conditioned on the item it replaces (absent, or this attempt and
-  status), and the transaction adds +1 / -1 to the counters. A failed condition says
-  what is stored; the writer then either supersedes it (a later attempt, or SUCCESS
-  over a failure of the same attempt) or drops its write as a duplicate. Counters stay
-  exact under retries, lost responses and duplicate workers.
+* a send claim is a conditional ``PutItem`` (``attribute_not_exists``) of the item
+  (run, endpoint id). A failed condition returns the holder's line, and the answer is
+  SQLite's: OTHER_LINE; for the same line SENT when that line's outcome is SUCCESS,
+  else IN_DOUBT. A claim carries its caller's token, so a retried put whose first
+  answer was lost still comes back GRANTED.
+* outcomes live in *blocks* of 64 consecutive lines, one item each, with the block's
+  count per status. One conditional ``UpdateItem`` changes lines and counts together,
+  each line conditioned on what it replaces (absent, or that attempt and status). A
+  failed condition returns the block; each line then supersedes what is stored (a
+  later attempt, or SUCCESS over a failure of the same attempt) or is dropped as a
+  duplicate. Retries, lost answers and duplicate workers cannot count a record twice.
+* ``counts()`` reads *tallies*: one small item per 4096 lines holding, per block, a
+  snapshot of the block's counts and version. A writer publishes the snapshot after
+  its block update, conditioned on a newer version (idempotent, order-free). If a
+  writer dies in between, the next ``lines_with_status`` over those lines (every
+  resume, retry and redelivered shard starts with one) publishes what is missing.
+
+No ``TransactWriteItems``: besides costing double, moto's copies the whole table per
+transaction item, which no fleet test survives.
 
 Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
 
-    item          pk                          sk                  attributes
-    run           R#{run}                     RUN                 info (JSON), attempt, summary, v
-    counters      R#{run}                     N#{0..15}           one number per Status name
-    shard         R#{run}                     S#{shard id}        w, n, t0, ts, t1, c, h
-    outcome       O#{run}#{line % 16:02d}     {line:012d}         l, a, s, e, r, c, t
-    send claim    C#{run}#{crc32(id) % 32:02d} i:{endpoint id}    e, l, sn, tk
-    address       A#{run}#{digest % 32:02d}   {blake2b-128 hex}   l
-    send history  E#i:{endpoint id}           H                   r:{run} = [sent_at, campaign]
+    item          pk                             sk                 attributes
+    run           R#{run}                        RUN                info (JSON), attempt,
+                                                                    summary, v
+    tally         R#{run}                        T#{line // 4096:08d}   b{block} = {v, c}
+    shard         R#{run}                        S#{shard id}       w, n, t0, ts, t1, c, h
+    block         O#{run}#{block % 16:02d}       {block:010d}       v, c:{STATUS},
+                                                                    x{line} = {a, s, e, r, c, t}
+    send claim    C#{run}#{crc32(id) % 32:02d}   i:{endpoint id}    e, l, sn, tk
+    address       A#{run}#{digest % 32:02d}      {blake2b-128 hex}  l
+    send history  E#i:{endpoint id}              H                  r:{run} = [sent_at, campaign]
 
-Ids over 512 bytes are keyed by ``h:{sha256}`` instead of ``i:{id}``. Outcomes are
-spread over 16 partitions by ``line % 16`` (so consecutive lines of one shard do not
-share a partition) and read back in line order by merging the 16 sorted Queries (a
-line range is a ``BETWEEN`` on the sort key). Counters are spread over 16 items so
-concurrent transactions rarely meet on one. The send history keeps one attribute per
-run on an item per endpoint: read with BatchGetItem (100 endpoints a call), written
-idempotently (an endpoint is sent at most once per run).
+(block = line // 64.) Blocks are spread over 16 partitions, so the consecutive lines of
+a shard do not all load one partition, and read in line order by merging the 16 sorted
+Queries; a line range is a ``BETWEEN`` on the block key. Ids over 512 bytes are keyed by
+``h:{sha256}`` instead of ``i:{id}``; outcome reasons are clipped to 4000 characters
+(a block stays far below DynamoDB's 400 KB). The send history is an item per endpoint
+with one attribute per run (an endpoint is sent at most once per run): read 100
+endpoints per ``BatchGetItem``, written idempotently.
 
-IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``,
-``Query``, ``BatchGetItem``, ``BatchWriteItem``, ``TransactWriteItems``,
-``DescribeTable`` (and ``CreateTable`` for ``create_table()``).
+IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``Query``,
+``BatchGetItem``, ``BatchWriteItem``, ``DescribeTable`` (and ``CreateTable`` for
+``create_table()``).
 
 Additions to the Ledger protocol that a fleet needs (``SqliteLedger`` gains them too):
 ``claim_addresses`` (duplicate addresses across workers) and ``shard_started`` /
@@ -54,7 +65,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 import os
 import random
 import time
@@ -89,35 +99,28 @@ Item = dict[str, Any]
 """An item in DynamoDB's wire format: ``{"name": {"S": "value"}, ...}``."""
 
 FORMAT_VERSION = 1
-OUTCOME_PARTITIONS = 16
+BLOCK_LINES = 64
+"""Lines per outcome block: one conditional update's expressions stay under 4 KB."""
+TALLY_BLOCKS = 64
+BLOCK_PARTITIONS = 16
 CLAIM_PARTITIONS = 32
 ADDRESS_PARTITIONS = 32
-COUNTER_SHARDS = 16
-TRANSACTION_ITEMS = 100
-TRANSACTION_BYTES = 3_000_000
-"""Below DynamoDB's 4 MB per transaction, leaving room for names and overhead."""
 BATCH_WRITE_ITEMS = 25
 BATCH_GET_KEYS = 100
-FLUSH_OUTCOMES = 990
+FLUSH_OUTCOMES = 1000
 FLUSH_OPERATIONS = 500
 MAX_RAW_ID = 512
-MAX_LINE = 10**12 - 1
+MAX_REASON = 4000
+MAX_BLOCK = 10**10 - 1
 
 TRANSIENT_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException", "ThrottlingException",
         "RequestLimitExceeded", "InternalServerError", "InternalFailure",
-        "ServiceUnavailable", "ServiceUnavailableException", "TransactionInProgressException",
-        "LimitExceededException",
+        "ServiceUnavailable", "ServiceUnavailableException", "LimitExceededException",
     }
 )  # fmt: skip
 """Error codes worth another attempt (any HTTP 5xx is too)."""
-
-RETRY_REASONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded",
-     "RequestLimitExceeded", "InternalServerError"}
-)  # fmt: skip
-"""Transaction cancellation reasons that another attempt may not meet."""
 
 
 class DynamoLedgerError(LedgerError):
@@ -140,19 +143,11 @@ class _Transient(Exception):
 
 
 class _ConditionFailed(Exception):
-    """A conditional write found an item that fails the condition (``item``, if any)."""
+    """A conditional write met an item that fails the condition (``item``, if any)."""
 
     def __init__(self, item: Item | None) -> None:
         self.item = item
         super().__init__("ConditionalCheckFailedException")
-
-
-class _Canceled(Exception):
-    """A transaction was cancelled; ``reasons`` has one entry per transaction item."""
-
-    def __init__(self, reasons: list[dict[str, Any]]) -> None:
-        self.reasons = reasons
-        super().__init__("TransactionCanceledException")
 
 
 # -- keys and attribute values -----------------------------------------------------------
@@ -187,8 +182,12 @@ def _run_key(run_id: str, sk: str) -> Item:
     return {"pk": _s(f"R#{run_id}"), "sk": _s(sk)}
 
 
-def _outcome_key(run_id: str, line: int) -> Item:
-    return {"pk": _s(f"O#{run_id}#{line % OUTCOME_PARTITIONS:02d}"), "sk": _s(f"{line:012d}")}
+def _block_key(run_id: str, block: int) -> Item:
+    return {"pk": _s(f"O#{run_id}#{block % BLOCK_PARTITIONS:02d}"), "sk": _s(f"{block:010d}")}
+
+
+def _tally_key(run_id: str, block: int) -> Item:
+    return _run_key(run_id, f"T#{block // TALLY_BLOCKS:08d}")
 
 
 def _claim_key(run_id: str, endpoint_id: str) -> Item:
@@ -215,11 +214,32 @@ def _supersedes(attempt: int, status: str, old_attempt: int, old_status: str) ->
     return status == Status.SUCCESS and old_status != Status.SUCCESS
 
 
-def _outcome_from(item: Item) -> Outcome:
-    return Outcome(
-        _int(item, "l"), _str(item, "e"), Status(item["s"]["S"]), _str(item, "r"),
-        _str(item, "c"), _str(item, "t"),
-    )  # fmt: skip
+def _entry(attempt: int, o: Outcome) -> dict[str, Any]:
+    """One line of a block: ``{a, s, e, r, c, t}`` (absent fields are None)."""
+    fields: dict[str, Any] = {"a": _n(attempt), "s": _s(o.status.value)}
+    reason = o.reason if o.reason is None or len(o.reason) <= MAX_REASON else (
+        o.reason[: MAX_REASON - 1] + "…")  # fmt: skip
+    for name, value in (("e", o.endpoint_id), ("r", reason), ("c", o.channel_type),
+                        ("t", o.treatment_id)):  # fmt: skip
+        if value is not None:
+            fields[name] = _s(value)
+    return {"M": fields}
+
+
+def _lines_of(block: Item) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line, entry fields) for every line stored in a block item."""
+    for name, value in block.items():
+        if name.startswith("x"):
+            yield int(name[1:]), value["M"]
+
+
+def _outcome(line: int, entry: dict[str, Any]) -> Outcome:
+    return Outcome(line, _str(entry, "e"), Status(entry["s"]["S"]), _str(entry, "r"),
+                   _str(entry, "c"), _str(entry, "t"))  # fmt: skip
+
+
+def _block_number(item: Item) -> int:
+    return int(item["sk"]["S"])
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
@@ -234,8 +254,16 @@ def _leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     return first
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _op_name(operation: str) -> str:
+    return "".join(part.capitalize() for part in operation.split("_"))
+
+
 class _Cursor:
-    """One partition's Query, a page at a time, for the ordered merge in ``outcomes``."""
+    """One Query, a page at a time (``outcomes`` merges 16 of them in line order)."""
 
     def __init__(self, ledger: DynamoLedger, request: dict[str, Any]) -> None:
         self.ledger = ledger
@@ -244,7 +272,7 @@ class _Cursor:
         self.done = False
 
     async def fill(self) -> bool:
-        """Make the buffer non-empty if the partition has more; False when exhausted."""
+        """Make the buffer non-empty if the Query has more; False when exhausted."""
         while not self.buffer and not self.done:
             page = await self.ledger._call("query", **self.request)
             self.buffer.extend(page.get("Items", ()))
@@ -305,8 +333,6 @@ class DynamoLedger:
         # What a flush in progress writes: a claim waits for it when it concerns the
         # same endpoints (a release) or lines (whether the line's send succeeded).
         self._writing: tuple[set[tuple[str, str]], set[tuple[str, int]]] = (set(), set())
-        # Transactions take the counter items in turn, so concurrent ones rarely meet.
-        self._counter_items = itertools.count(random.randrange(COUNTER_SHARDS))
         self._flush_lock = anyio.Lock()
 
     def __repr__(self) -> str:
@@ -347,11 +373,8 @@ class DynamoLedger:
         types = {
             a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", ())
         }
-        if (
-            keys != {"pk": "HASH", "sk": "RANGE"}
-            or types.get("pk") != "S"
-            or types.get("sk") != "S"
-        ):
+        if keys != {"pk": "HASH", "sk": "RANGE"} or types.get("pk") != "S" or (
+                types.get("sk") != "S"):  # fmt: skip
             raise DynamoLedgerError(
                 f"table {self.table!r} has key schema {keys} {types}; the ledger needs "
                 "'pk' (HASH, S) and 'sk' (RANGE, S)",
@@ -428,7 +451,7 @@ class DynamoLedger:
         for c in claims:
             first.setdefault(c.endpoint_id, c)
         # endpoint id -> (answer to its first claim, the holder's line, whether that
-        # line's send succeeded: None when the answer did not need to know)
+        # line's send succeeded: None where the answer did not need to know)
         found: dict[str, tuple[Claim, int, bool | None]] = {}
 
         async def claim_one(c: SendClaim) -> None:
@@ -618,12 +641,11 @@ class DynamoLedger:
         history: dict[tuple[str, str], tuple[float, str]],
     ) -> list[Callable[[], Awaitable[None]]]:
         jobs: list[Callable[[], Awaitable[None]]] = []
-        by_run: dict[str, list[tuple[int, Outcome]]] = {}
-        for (run_id, _), row in sorted(outcomes.items()):
-            by_run.setdefault(run_id, []).append(row)
-        for run_id, rows in by_run.items():
-            for part in self._transaction_parts(rows):
-                jobs.append(partial(self._write_outcomes, run_id, part))
+        blocks: dict[tuple[str, int], list[tuple[int, Outcome]]] = {}
+        for (run_id, line), row in sorted(outcomes.items()):
+            blocks.setdefault((run_id, line // BLOCK_LINES), []).append(row)
+        for (run_id, block), rows in blocks.items():
+            jobs.append(partial(self._write_block, run_id, block, rows))
         deletes = [{"DeleteRequest": {"Key": _claim_key(run_id, eid)}}
                    for run_id, eid in sorted(releases)]  # fmt: skip
         for chunk in _chunks(deletes, BATCH_WRITE_ITEMS):
@@ -632,107 +654,113 @@ class DynamoLedger:
             jobs.append(partial(self._add_send, run_id, eid, sent_at, campaign))
         return jobs
 
-    @staticmethod
-    def _transaction_parts(rows: list[tuple[int, Outcome]]) -> Iterable[list[tuple[int, Outcome]]]:
-        part: list[tuple[int, Outcome]] = []
-        size = 0
-        for row in rows:
-            o = row[1]
-            row_size = 200 + sum(len(v or "") for v in (o.endpoint_id, o.reason, o.channel_type,
-                                                         o.treatment_id))  # fmt: skip
-            if part and (len(part) >= TRANSACTION_ITEMS - 1 or size + row_size > TRANSACTION_BYTES):
-                yield part
-                part, size = [], 0
-            part.append(row)
-            size += row_size
-        if part:
-            yield part
+    async def _write_block(self, run_id: str, block: int, rows: list[tuple[int, Outcome]]) -> None:
+        """Lines and counts of one block in one conditional update, then its tally.
 
-    async def _write_outcomes(self, run_id: str, rows: list[tuple[int, Outcome]]) -> None:
-        """One transaction: outcome puts conditioned on what they replace, plus counters.
-
-        A failed condition tells what is stored; the row then supersedes it (condition
-        on it next time) or is dropped as a duplicate. Conflicts are retried.
+        Each line is conditioned on what it replaces. A failed condition returns the
+        block: a line then supersedes what is stored (condition on it next time) or is
+        dropped as a duplicate; the update is tried again with what is left.
         """
+        key = _block_key(run_id, block)
         live = {o.line: (attempt, o) for attempt, o in rows}
         expected: dict[int, tuple[int, str] | None] = dict.fromkeys(live)
-        for round_ in range(self.attempts * 4):
+        stored: Item | None = None
+        for _ in range(self.attempts * 4):
             if not live:
-                return
-            lines = sorted(live)
-            delta: Counter[str] = Counter()
-            items: list[dict[str, Any]] = []
-            for line in lines:
-                attempt, o = live[line]
-                delta[o.status.value] += 1
-                put: dict[str, Any] = {
-                    "TableName": self.table, "Item": self._outcome_item(run_id, attempt, o),
-                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                }  # fmt: skip
-                old = expected[line]
-                if old is None:
-                    put["ConditionExpression"] = "attribute_not_exists(pk)"
-                else:
-                    delta[old[1]] -= 1
-                    put["ConditionExpression"] = "a = :a AND s = :s"
-                    put["ExpressionAttributeValues"] = {":a": _n(old[0]), ":s": _s(old[1])}
-                items.append({"Put": put})
-            counter = self._counter_update(run_id, delta)
-            if counter is not None:
-                items.append({"Update": counter})
+                break
+            update = self._block_update(live, expected)
             try:
-                await self._call("transact_write_items", TransactItems=items,
-                                 ClientRequestToken=uuid.uuid4().hex)  # fmt: skip
-                return
-            except _Canceled as exc:
-                reasons = exc.reasons
-            conflicted = False
-            for line, reason in zip(lines, reasons, strict=False):
-                code = reason.get("Code")
-                if code in (None, "None"):
-                    continue
-                if code == "ConditionalCheckFailed":
-                    stored = reason.get("Item") or await self._get(_outcome_key(run_id, line))
-                    attempt, o = live[line]
-                    if stored is None:
+                answer = await self._call(
+                    "update_item", TableName=self.table, Key=key, **update,
+                    ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )  # fmt: skip
+            except _ConditionFailed as exc:
+                stored = exc.item or await self._get(key) or {}
+                entries = dict(_lines_of(stored))
+                for line, (attempt, o) in list(live.items()):
+                    entry = entries.get(line)
+                    if entry is None:
                         expected[line] = None
-                    elif _supersedes(attempt, o.status, _int(stored, "a"), stored["s"]["S"]):
-                        expected[line] = (_int(stored, "a"), stored["s"]["S"])
+                    elif _supersedes(attempt, o.status, _int(entry, "a"), entry["s"]["S"]):
+                        expected[line] = (_int(entry, "a"), entry["s"]["S"])
                     else:
                         del live[line]  # a duplicate, or older than what is stored
-                else:
-                    conflicted = _retry_reason(reason, run_id)
-            if len(reasons) > len(lines) and reasons[-1].get("Code") not in (None, "None"):
-                conflicted = _retry_reason(reasons[-1], run_id) or conflicted  # the counter
-            if conflicted:
-                await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
-        raise DynamoLedgerError(
-            f"outcomes of run {run_id} kept conflicting; gave up",
-            code="TransactionConflict",
-            operation="TransactWriteItems",
-        )
+                continue
+            stored = answer["Attributes"]
+            break
+        else:
+            raise DynamoLedgerError(f"block {block} of run {run_id} kept changing; gave up",
+                                    operation="UpdateItem")  # fmt: skip
+        if stored and "v" in stored:
+            # Also when every line was a duplicate: the writer that stored them may have
+            # died before publishing.
+            await self._publish(run_id, block, stored)
 
-    def _outcome_item(self, run_id: str, attempt: int, o: Outcome) -> Item:
-        item: Item = {**_outcome_key(run_id, o.line), "l": _n(o.line), "a": _n(attempt),
-                      "s": _s(o.status.value)}  # fmt: skip
-        for name, value in (("e", o.endpoint_id), ("r", o.reason), ("c", o.channel_type),
-                            ("t", o.treatment_id)):  # fmt: skip
-            if value is not None:
-                item[name] = _s(value)
-        return item
-
-    def _counter_update(self, run_id: str, delta: Counter[str]) -> dict[str, Any] | None:
-        changes = {status: n for status, n in delta.items() if n}
-        if not changes:
-            return None
-        names = {f"#s{i}": status for i, status in enumerate(changes)}
-        values = {f":d{i}": _n(n) for i, n in enumerate(changes.values())}
-        shard = next(self._counter_items) % COUNTER_SHARDS
+    @staticmethod
+    def _block_update(
+        live: dict[int, tuple[int, Outcome]], expected: dict[int, tuple[int, str] | None]
+    ) -> dict[str, Any]:
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":one": _n(1)}
+        sets: list[str] = []
+        conditions: list[str] = []
+        delta: Counter[str] = Counter()
+        for i, line in enumerate(sorted(live)):
+            attempt, o = live[line]
+            names[f"#x{i}"] = f"x{line}"
+            values[f":x{i}"] = _entry(attempt, o)
+            sets.append(f"#x{i} = :x{i}")
+            delta[o.status.value] += 1
+            old = expected[line]
+            if old is None:
+                conditions.append(f"attribute_not_exists(#x{i})")
+            else:
+                delta[old[1]] -= 1
+                conditions.append(f"#x{i}.a = :a{i} AND #x{i}.s = :s{i}")
+                values[f":a{i}"], values[f":s{i}"] = _n(old[0]), _s(old[1])
+        adds = ["v :one"]
+        for j, (status, n) in enumerate(sorted(delta.items())):
+            if n:
+                names[f"#c{j}"], values[f":c{j}"] = "c:" + status, _n(n)
+                adds.append(f"#c{j} :c{j}")
         return {
-            "TableName": self.table, "Key": _run_key(run_id, f"N#{shard}"),
-            "UpdateExpression": "ADD " + ", ".join(f"#s{i} :d{i}" for i in range(len(changes))),
+            "UpdateExpression": f"SET {', '.join(sets)} ADD {', '.join(adds)}",
+            "ConditionExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
         }  # fmt: skip
+
+    async def _publish(self, run_id: str, block: int, stored: Item) -> None:
+        """Put a block's counts (and version) in its tally, unless a newer one is there."""
+        counts = {name[2:]: value for name, value in stored.items() if name.startswith("c:")}
+        try:
+            await self._call(
+                "update_item", TableName=self.table, Key=_tally_key(run_id, block),
+                UpdateExpression="SET #b = :b",
+                ConditionExpression="attribute_not_exists(#b) OR #b.v < :v",
+                ExpressionAttributeNames={"#b": f"b{block}"},
+                ExpressionAttributeValues={":b": {"M": {"v": stored["v"], "c": {"M": counts}}},
+                                           ":v": stored["v"]},
+            )  # fmt: skip
+        except _ConditionFailed:
+            pass  # that version or a later one is published already
+
+    async def _repair(self, run_id: str, blocks: dict[int, Item]) -> None:
+        """Publish block counts their tallies lack (a writer died before publishing)."""
+        keys = {_tally_key(run_id, block)["sk"]["S"]: _tally_key(run_id, block) for block in blocks}
+        tallies: dict[str, Item] = {}
+
+        async def read(part: Sequence[Item]) -> None:
+            for item in await self._batch_get(list(part)):
+                tallies[item["sk"]["S"]] = item
+
+        await self._each(read, list(_chunks(list(keys.values()), BATCH_GET_KEYS)))
+        stale = []
+        for block, stored in blocks.items():
+            tally = tallies.get(_tally_key(run_id, block)["sk"]["S"], {})
+            published = tally.get(f"b{block}")
+            if published is None or int(published["M"]["v"]["N"]) < _int(stored, "v"):
+                stale.append(block)
+        await self._each(lambda block: self._publish(run_id, block, blocks[block]), stale)
 
     async def _add_send(self, run_id: str, endpoint_id: str, sent_at: float, campaign: str) -> None:
         # One attribute per run: an endpoint is sent at most once per run, and writing
@@ -764,51 +792,47 @@ class DynamoLedger:
         lines: tuple[int, int] | None = None,
     ) -> LineSet:
         """Lines with a recorded outcome (``statuses`` narrows to those, ``lines`` to an
-        inclusive range)."""
+        inclusive range). Also publishes block counts missing from their tallies."""
         await self.flush()
+        wanted = None if statuses is None else frozenset(statuses)
+        first, last = lines or (0, MAX_BLOCK * BLOCK_LINES)
         found = LineSet()
-        wanted = None if statuses is None else sorted(set(statuses))
-        if wanted == []:
-            return found
-        extra: dict[str, Any] = {"ProjectionExpression": "l"}
-        if wanted is not None:
-            marks = [f":s{i}" for i in range(len(wanted))]
-            extra["FilterExpression"] = f"s IN ({', '.join(marks)})"
-            extra["ExpressionAttributeValues"] = {
-                m: _s(s) for m, s in zip(marks, wanted, strict=True)}  # fmt: skip
+        blocks: dict[int, Item] = {}
 
         async def scan(partition: int) -> None:
-            async for item in self._query_items(**self._partition_query(
-                    run_id, partition, lines, **extra)):  # fmt: skip
-                found.add(_int(item, "l"))
+            async for item in self._query_items(**self._partition_query(run_id, partition, lines)):
+                blocks[_block_number(item)] = item
+                for line, entry in _lines_of(item):
+                    if first <= line <= last and (wanted is None or entry["s"]["S"] in wanted):
+                        found.add(line)
 
-        await self._each(scan, range(OUTCOME_PARTITIONS))
+        await self._each(scan, range(BLOCK_PARTITIONS))
+        await self._repair(run_id, blocks)
         return found
 
     def _partition_query(
-        self, run_id: str, partition: int, lines: tuple[int, int] | None, **extra: Any
+        self, run_id: str, partition: int, lines: tuple[int, int] | None
     ) -> dict[str, Any]:
-        """A Query of one outcome partition, over ``lines`` (inclusive) if given."""
-        values = {
-            ":pk": _s(f"O#{run_id}#{partition:02d}"),
-            **extra.pop("ExpressionAttributeValues", {}),
-        }
+        """A Query of one block partition, over the blocks of ``lines`` if given."""
+        values = {":pk": _s(f"O#{run_id}#{partition:02d}")}
         condition = "pk = :pk"
         if lines is not None:
-            first, last = max(lines[0], 0), min(lines[1], MAX_LINE)
-            condition += " AND sk BETWEEN :first AND :last"
-            values[":first"], values[":last"] = _s(f"{first:012d}"), _s(f"{last:012d}")
-        return {"KeyConditionExpression": condition, "ExpressionAttributeValues": values, **extra}
+            low = min(max(lines[0], 0) // BLOCK_LINES, MAX_BLOCK)
+            high = min(max(lines[1], 0) // BLOCK_LINES, MAX_BLOCK)
+            condition += " AND sk BETWEEN :low AND :high"
+            values[":low"], values[":high"] = _s(f"{low:010d}"), _s(f"{high:010d}")
+        return {"KeyConditionExpression": condition, "ExpressionAttributeValues": values}
 
     async def _succeeded(self, run_id: str, lines: Iterable[int]) -> set[int]:
         """Those of ``lines`` whose outcome is SUCCESS."""
-        keys = [_outcome_key(run_id, line) for line in sorted(set(lines))]
+        wanted = set(lines)
+        keys = [_block_key(run_id, b) for b in sorted({line // BLOCK_LINES for line in wanted})]
         found: set[int] = set()
 
         async def check(part: Sequence[Item]) -> None:
-            for item in await self._batch_get(list(part), projection="l, s"):
-                if item["s"]["S"] == Status.SUCCESS:
-                    found.add(_int(item, "l"))
+            for item in await self._batch_get(list(part)):
+                found.update(line for line, entry in _lines_of(item)
+                             if line in wanted and entry["s"]["S"] == Status.SUCCESS)  # fmt: skip
 
         await self._each(check, list(_chunks(keys, BATCH_GET_KEYS)))
         return found
@@ -833,37 +857,42 @@ class DynamoLedger:
         return out
 
     async def counts(self, run_id: str) -> dict[str, int]:
+        """Outcomes by status, from the tallies: a few small items per 10,000 lines."""
         await self.flush()
         totals: Counter[str] = Counter()
         async for item in self._query_items(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": _s(f"R#{run_id}"), ":prefix": _s("N#")},
+            ExpressionAttributeValues={":pk": _s(f"R#{run_id}"), ":prefix": _s("T#")},
         ):
             for name, value in item.items():
-                if name not in ("pk", "sk"):
-                    totals[name] += int(value["N"])
+                if name.startswith("b"):
+                    for status, n in value["M"]["c"]["M"].items():
+                        totals[status] += int(n["N"])
         return {status: n for status, n in sorted(totals.items()) if n}
 
     async def outcomes(
         self, run_id: str, *, lines: tuple[int, int] | None = None
     ) -> AsyncIterator[list[Outcome]]:
-        """Recorded outcomes (``lines``: an inclusive range) in line order: a merge of the
-        partitions' Queries, each sorted by line, a page at a time."""
+        """Recorded outcomes (``lines``: an inclusive range) in line order: the 16 block
+        partitions' Queries, each sorted by block, merged a page at a time."""
         await self.flush()
+        first, last = lines or (0, MAX_BLOCK * BLOCK_LINES)
         cursors = [_Cursor(self, self._query_request(**self._partition_query(run_id, p, lines)))
-                   for p in range(OUTCOME_PARTITIONS)]  # fmt: skip
+                   for p in range(BLOCK_PARTITIONS)]  # fmt: skip
         heap: list[tuple[int, int]] = []
         for i, cursor in enumerate(cursors):
             if await cursor.fill():
-                heap.append((_int(cursor.buffer[0], "l"), i))
+                heap.append((_block_number(cursor.buffer[0]), i))
         heapq.heapify(heap)
         batch: list[Outcome] = []
         while heap:
             _, i = heapq.heappop(heap)
             cursor = cursors[i]
-            batch.append(_outcome_from(cursor.buffer.popleft()))
+            block = cursor.buffer.popleft()
+            batch.extend(_outcome(line, entry) for line, entry in sorted(_lines_of(block))
+                         if first <= line <= last)  # fmt: skip
             if await cursor.fill():
-                heapq.heappush(heap, (_int(cursor.buffer[0], "l"), i))
+                heapq.heappush(heap, (_block_number(cursor.buffer[0]), i))
             if len(batch) >= 2000:
                 yield batch
                 batch = []
@@ -924,12 +953,9 @@ class DynamoLedger:
         item: Item | None = answer.get("Item")
         return item
 
-    async def _batch_get(self, keys: list[Item], *, projection: str | None = None) -> list[Item]:
-        request: dict[str, Any] = {"Keys": keys, "ConsistentRead": True}
-        if projection:
-            request["ProjectionExpression"] = projection
+    async def _batch_get(self, keys: list[Item]) -> list[Item]:
         found: list[Item] = []
-        pending: dict[str, Any] = {self.table: request}
+        pending: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
         for round_ in range(self.attempts):
             answer = await self._call("batch_get_item", RequestItems=pending)
             found.extend(answer.get("Responses", {}).get(self.table, ()))
@@ -937,11 +963,8 @@ class DynamoLedger:
             if not pending:
                 return found
             await anyio.sleep(random.uniform(0, min(self.max_backoff, 0.05 * 2**round_)))
-        raise DynamoLedgerError(
-            "BatchGetItem left keys unprocessed; gave up",
-            code="UnprocessedKeys",
-            operation="BatchGetItem",
-        )
+        raise DynamoLedgerError("BatchGetItem left keys unprocessed; gave up",
+                                code="UnprocessedKeys", operation="BatchGetItem")  # fmt: skip
 
     def _query_request(self, **request: Any) -> dict[str, Any]:
         request.update(TableName=self.table, ConsistentRead=True)
@@ -963,8 +986,8 @@ class DynamoLedger:
     async def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         """One DynamoDB call with retries of transient failures; errors mapped.
 
-        Raises ``_ConditionFailed`` / ``_Canceled`` for the caller to resolve, and
-        ``DynamoLedgerError`` for everything else that does not go away.
+        Raises ``_ConditionFailed`` for the caller to resolve, and ``DynamoLedgerError``
+        for everything else that does not go away.
         """
         client = await self._dynamodb()
         method = getattr(client, operation)
@@ -995,10 +1018,6 @@ class DynamoLedger:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             if code == "ConditionalCheckFailedException":
                 raise _ConditionFailed(exc.response.get("Item")) from None
-            if code == "TransactionCanceledException":
-                reasons = exc.response.get("CancellationReasons") or []
-                if reasons:
-                    raise _Canceled(list(reasons)) from None
             if code in TRANSIENT_CODES or status >= 500:
                 raise _Transient(code or f"HTTP {status}", message) from exc
             hint = ""
@@ -1016,26 +1035,6 @@ class DynamoLedger:
                 f"DynamoDB {_op_name(operation)} on {self.table!r}: {type(exc).__name__}: {exc}",
                 operation=_op_name(operation),
             ) from exc  # fmt: skip
-
-
-def _retry_reason(reason: dict[str, Any], run_id: str) -> bool:
-    """True for a cancellation another attempt may not meet; raise for any other."""
-    code = str(reason.get("Code"))
-    if code in RETRY_REASONS:
-        return True
-    raise DynamoLedgerError(
-        f"outcomes of run {run_id} refused: {code}: {reason.get('Message') or ''}",
-        code=code,
-        operation="TransactWriteItems",
-    )
-
-
-def _op_name(operation: str) -> str:
-    return "".join(part.capitalize() for part in operation.split("_"))
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def create_table_sync(

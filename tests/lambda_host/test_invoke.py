@@ -102,7 +102,7 @@ def _alive(pid: int) -> bool:
     # A zombie is not alive either (reaped by the host's watcher, normally).
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # it went away while we looked
         return False
 
 

@@ -7,12 +7,11 @@ itself is linearizable per item. Forwarding one request at a time makes moto
 linearizable too, while the clients still race: which worker's request arrives first
 is up to them, which is what the ledger's race tests are about.
 
-Faults, each for the next ``times`` requests of one operation (-1: every one):
+Faults, each for the next ``times`` requests of one operation (-1: every one) whose
+body contains ``match``:
 
 * ``fail``: answer with a DynamoDB error (code, HTTP status) without forwarding;
 * ``lose``: forward (moto applies it), then answer HTTP 500 -- a lost response;
-* ``conflict``: answer TransactWriteItems with TransactionCanceledException, the first
-  item's reason TransactionConflict, without forwarding.
 
 ``calls`` lists the operation of every request (``PutItem``, ``Query``, ...);
 ``max_in_flight`` is the most requests the proxy held at once (queued or forwarded).
@@ -42,6 +41,7 @@ class Fault:
     code: str = "InternalServerError"
     status: int = 500
     times: int = 1
+    match: str = ""
 
 
 @dataclass
@@ -61,14 +61,12 @@ class DynamoProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def fail(self, operation: str, code: str, *, status: int = 400, times: int = 1) -> None:
-        self.faults.append(Fault(operation, "fail", code, status, times))
+    def fail(self, operation: str, code: str, *, status: int = 400, times: int = 1,
+             match: str = "") -> None:  # fmt: skip
+        self.faults.append(Fault(operation, "fail", code, status, times, match))
 
-    def lose(self, operation: str, *, times: int = 1) -> None:
-        self.faults.append(Fault(operation, "lose", times=times))
-
-    def conflict(self, operation: str = "TransactWriteItems", *, times: int = 1) -> None:
-        self.faults.append(Fault(operation, "conflict", times=times))
+    def lose(self, operation: str, *, times: int = 1, match: str = "") -> None:
+        self.faults.append(Fault(operation, "lose", times=times, match=match))
 
     def count(self, operation: str) -> int:
         return self.calls.count(operation)
@@ -97,9 +95,10 @@ class DynamoProxy:
         if self._session is not None:
             await self._session.close()
 
-    def _take(self, operation: str) -> Fault | None:
+    def _take(self, operation: str, body: bytes) -> Fault | None:
         for fault in self.faults:
-            if fault.operation == operation and fault.times != 0:
+            if fault.operation == operation and fault.times != 0 and (
+                    fault.match.encode() in body):  # fmt: skip
                 if fault.times > 0:
                     fault.times -= 1
                 return fault
@@ -124,14 +123,9 @@ class DynamoProxy:
     async def _answer(self, request: web.Request, body: bytes) -> web.StreamResponse:
         operation = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         self.calls.append(operation)
-        fault = self._take(operation)
+        fault = self._take(operation, body)
         if fault is not None and fault.kind == "fail":
             return self._error(fault.code, fault.status)
-        if fault is not None and fault.kind == "conflict":
-            n = len(orjson.loads(body).get("TransactItems", ()))
-            reasons = [{"Code": "TransactionConflict", "Message": "injected"}]
-            reasons += [{"Code": "None"}] * (n - 1)
-            return self._error("TransactionCanceledException", 400, CancellationReasons=reasons)
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         async with self._session.post(
