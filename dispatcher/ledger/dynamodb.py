@@ -27,16 +27,16 @@ transaction item, which no fleet test survives.
 
 Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
 
-    item          pk                             sk                 attributes
-    run           R#{run}                        RUN                info (JSON), attempt,
-                                                                    summary, v
-    tally         R#{run}                        T#{line // 4096:08d}   b{block} = {v, c}
-    shard         R#{run}                        S#{shard id}       w, n, t0, ts, t1, c, h
-    block         O#{run}#{block % 16:02d}       {block:010d}       v, c:{STATUS},
-                                                                    x{line} = {a, s, e, r, c, t}
-    send claim    C#{run}#{crc32(id) % 32:02d}   i:{endpoint id}    e, l, sn, tk
-    address       A#{run}#{digest % 32:02d}      {blake2b-128 hex}  l
-    send history  E#i:{endpoint id}              H                  r:{run} = [sent_at, campaign]
+    item          pk                            sk                 attributes
+    run           R#{run}                       RUN                info (JSON), attempt,
+                                                                   summary, v
+    tally         R#{run}                       T#{line//4096:08d} b{block} = {v, c}
+    shard         R#{run}                       S#{shard id}       w, n, t0, ts, t1, c, h
+    block         O#{run}#{block % 16:02d}      {block:010d}       v, c:{STATUS},
+                                                                   x{line} = {a,s,e,r,c,t}
+    send claim    C#{run}#{crc32(id) % 32:02d}  i:{endpoint id}    e, l, sn, tk
+    address       A#{run}#{digest % 32:02d}     {blake2b-128 hex}  l
+    send history  E#i:{endpoint id}             H                  r:{run} = [sent_at, campaign]
 
 (block = line // 64.) Blocks are spread over 16 partitions, so the consecutive lines of
 a shard do not all load one partition, and read in line order by merging the 16 sorted
@@ -857,7 +857,7 @@ class DynamoLedger:
         return out
 
     async def counts(self, run_id: str) -> dict[str, int]:
-        """Outcomes by status, from the tallies: a few small items per 10,000 lines."""
+        """Outcomes by status, from the tallies: one small item per 4096 lines."""
         await self.flush()
         totals: Counter[str] = Counter()
         async for item in self._query_items(
@@ -929,10 +929,15 @@ class DynamoLedger:
         """``fn`` on every item, at most ``concurrency`` at once: a slot is taken before
         each task starts, so a long list never becomes a crowd of waiting tasks."""
         slots = anyio.Semaphore(self.concurrency)
+        failed = False
 
         async def run(item: T) -> None:
+            nonlocal failed
             try:
                 await fn(item)
+            except BaseException:
+                failed = True  # start nothing more
+                raise
             finally:
                 slots.release()
 
@@ -940,6 +945,8 @@ class DynamoLedger:
             async with anyio.create_task_group() as tg:
                 for item in items:
                     await slots.acquire()
+                    if failed:
+                        break
                     tg.start_soon(run, item)
         except BaseExceptionGroup as group:
             errors = group.subgroup(LedgerError)

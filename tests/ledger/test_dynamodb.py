@@ -242,3 +242,26 @@ async def test_history_counts_one_send_per_endpoint_per_run(dynamo: Ledgers) -> 
     await ledger.flush()
     await ledger.record(R, [], sent=[("ep-1", "camp-1")])
     assert await ledger.history(["ep-1"], campaign_id="camp-1", since=0) == {"ep-1": (1, 1)}
+
+
+async def test_a_late_tally_publish_cannot_undo_a_newer_one(dynamo: Ledgers) -> None:
+    """Two writers of one block publish its counts in the wrong order: the older
+    snapshot (a lower block version) loses."""
+    a, b = dynamo.new(), dynamo.new()
+    await a.start_run(run_info(R))
+    await a.record(R, [out(n, "SUCCESS") for n in range(1, 11)])
+    await a.flush()
+    clients = AwsClients(REGION)
+    try:
+        client = await clients.client("dynamodb")
+        key = {"pk": {"S": f"O#{R}#00"}, "sk": {"S": "0000000000"}}
+        first = (await client.get_item(TableName=dynamo.table, Key=key, ConsistentRead=True))[
+            "Item"
+        ]
+    finally:
+        await clients.aclose()
+    assert first["v"] == {"N": "1"}
+    await b.record(R, [out(n, "FILTERED") for n in range(11, 21)])
+    await b.flush()
+    await a._publish(R, 0, first)  # a's publish of version 1, arriving late
+    assert await dynamo.new().counts(R) == {"SUCCESS": 10, "FILTERED": 10}
