@@ -361,7 +361,6 @@ async def execute(
         ledger=ledger,
         skip=skip,
         expired=expiry.expired,
-        eligibility_only=admission.replay,
         event_stream=ctx.event_stream,
     )
     with _collector_tuned():

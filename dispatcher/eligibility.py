@@ -189,16 +189,20 @@ class Admission:
         self.claim_addresses = claim_addresses
         self.clock = clock
 
-    def replay(self, record: Record) -> None:
-        """Re-run eligibility for a record settled earlier, to rebuild duplicate state."""
-        self.eligibility.check(record)
-
-    async def __call__(self, records: list[Record]) -> tuple[list[Outcome], list[Record]]:
+    async def __call__(
+        self, records: list[Record], skip: Callable[[int], bool] | None = None
+    ) -> tuple[list[Outcome], list[Record]]:
+        """Settle or admit each record; ``skip`` names lines settled earlier (resume) or
+        not selected (retry): their eligibility is replayed, in segment order, so that
+        duplicate-address decisions come out exactly as in the first attempt."""
         settled: list[Outcome] = []
         admitted: list[Record] = []
         treatments, quiet = self.treatments, self.quiet
         now = self.clock() if quiet is not None else None
         for record in records:
+            if skip is not None and skip(record.line):
+                self.eligibility.check(record)
+                continue
             if treatments is not None and record.endpoint_id is not None:
                 record.treatment = treatments.assign(record.endpoint_id)
             outcome = self.eligibility.check(record)

@@ -68,7 +68,9 @@ class Route:
     """The largest batch the limiter may grant at once (a ceiling of 1/s grants 1)."""
 
 
-Admit = Callable[[list[Record]], Awaitable[tuple[list[Outcome], list[Record]]]]
+Admit = Callable[
+    [list[Record], Callable[[int], bool] | None], Awaitable[tuple[list[Outcome], list[Record]]]
+]
 
 
 @dataclass(slots=True)
@@ -96,8 +98,6 @@ class Stages:
     """Lines already settled (resume) or not selected (retry): read, not dispatched."""
     expired: Callable[[], bool] = lambda: False
     ignored_hook_ids: int = 0
-    eligibility_only: Callable[[Record], object] = field(default=lambda record: None)
-    """Replays eligibility for a skipped record, so duplicate detection stays exact."""
     event_stream: EventStream | None = None
 
     async def record(
@@ -170,13 +170,7 @@ async def read_stage(
     async with tx:
         async for batch in s.source.batches():
             s.counters.read += len(batch)
-            if s.skip is not None:
-                skip = s.skip
-                for record in batch:
-                    if skip(record.line):
-                        s.eligibility_only(record)
-                batch = [r for r in batch if not skip(r.line)]
-            settled, admitted = await s.admit(batch)
+            settled, admitted = await s.admit(batch, s.skip)
             ready: list[Chunk] = []
             for record in admitted:
                 closed = s.chunker.add(record)

@@ -246,3 +246,30 @@ def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: i
     assert all("in doubt" in o["Reason"] for o in outcomes if o["Status"] != "SUCCESS")
     assert success <= set(delivered) <= success | doubt
     assert len(doubt) <= 4 * 10 * kills  # at most the batches in flight at each kill
+
+
+@pytest.mark.anyio
+async def test_resume_keeps_the_first_of_two_duplicates(tmp_path: Path) -> None:
+    """Eligibility of settled lines is replayed in order: the earlier twin still wins."""
+    import sqlite3
+
+    from dispatcher import dispatch
+    from tests.conftest import make_settings
+
+    twin = {**endpoint(9), "Address": endpoint(1)["Address"]}
+    segment = write_jsonl(tmp_path / "seg.jsonl", [endpoint(1), endpoint(2), twin])
+    settings = make_settings(tmp_path)
+    out = tmp_path / "o"
+    summary = await dispatch(settings, segment=str(segment), out_dir=out, progress=False)
+    # As after a crash: line 1 was still in flight, line 3 already settled as its twin.
+    db = sqlite3.connect(out / "ledger.sqlite")
+    db.execute("DELETE FROM outcomes WHERE line = 1")
+    db.execute("DELETE FROM claims WHERE line = 1")
+    db.commit()
+    db.close()
+    (out / "outbox.jsonl").write_text("")
+    resumed = await dispatch(settings, segment=str(segment), out_dir=out, run_id=summary.run_id,
+                             resume=True, progress=False)
+    assert resumed.by_status == {"SUCCESS": 2, "DUPLICATE_ADDRESS": 1}
+    status = {o["Line"]: o["Status"] for o in read_jsonl(out / "outcomes.jsonl")}
+    assert status == {1: "SUCCESS", 2: "SUCCESS", 3: "DUPLICATE_ADDRESS"}

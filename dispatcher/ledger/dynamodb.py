@@ -36,15 +36,15 @@ Table: one table, string keys ``pk`` (HASH) and ``sk`` (RANGE), no index::
                                                                    x{line} = {a,s,e,r,c,t}
     send claim    C#{run}#{crc32(id) % 32:02d}  i:{endpoint id}    e, l, sn, tk
     address       A#{run}#{digest % 32:02d}     {blake2b-128 hex}  l
-    send history  E#i:{endpoint id}             H                  r:{run} = [sent_at, campaign]
+    send          E#i:{endpoint id}             r:{run}            t (sent_at), c (campaign)
 
 (block = line // 64.) Blocks are spread over 16 partitions, so the consecutive lines of
 a shard do not all load one partition, and read in line order by merging the 16 sorted
 Queries; a line range is a ``BETWEEN`` on the block key. Ids over 512 bytes are keyed by
 ``h:{sha256}`` instead of ``i:{id}``; outcome reasons are clipped to 4000 characters
-(a block stays far below DynamoDB's 400 KB). The send history is an item per endpoint
-with one attribute per run (an endpoint is sent at most once per run): read 100
-endpoints per ``BatchGetItem``, written idempotently.
+(a block stays far below DynamoDB's 400 KB). The send history is an item per send,
+keyed (endpoint, run) since an endpoint is sent at most once per run: written 25 a
+call (``BatchWriteItem``, idempotent), read with one Query per endpoint (caps only).
 
 IAM actions on the table: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``Query``,
 ``BatchGetItem``, ``BatchWriteItem``, ``DescribeTable`` (and ``CreateTable`` for
@@ -201,8 +201,8 @@ def _address_key(run_id: str, fingerprint: str) -> Item:
     return {"pk": _s(f"A#{run_id}#{bucket:02d}"), "sk": _s(digest)}
 
 
-def _history_key(endpoint_id: str) -> Item:
-    return {"pk": _s("E#" + _id_key(endpoint_id)), "sk": _s("H")}
+def _send_key(endpoint_id: str, run_id: str) -> Item:
+    return {"pk": _s("E#" + _id_key(endpoint_id)), "sk": _s("r:" + run_id)}
 
 
 def _supersedes(attempt: int, status: str, old_attempt: int, old_status: str) -> bool:
@@ -575,10 +575,10 @@ class DynamoLedger:
         )  # fmt: skip
 
     async def shards(self, run_id: str) -> list[dict[str, Any]]:
-        """Every shard seen for the run, by shard id: ``shard_id``, ``state`` (RUNNING or
-        DONE: a done shard stays done when delivered again), ``worker`` (the latest),
-        ``deliveries``, ``started_at``, ``last_started_at``, ``finished_at``, ``counts``
-        and ``hook_invocations``."""
+        """Every shard seen for the run, numeric ids in numeric order: ``shard_id``,
+        ``state`` (RUNNING or DONE: a done shard stays done when delivered again),
+        ``worker`` (the latest), ``deliveries``, ``started_at``, ``last_started_at``,
+        ``finished_at``, ``counts`` and ``hook_invocations``."""
         out: list[dict[str, Any]] = []
         async for item in self._query_items(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -595,6 +595,8 @@ class DynamoLedger:
                 "counts": {k: int(v["N"]) for k, v in item.get("c", {}).get("M", {}).items()},
                 "hook_invocations": _int(item, "h") if "h" in item else 0,
             })  # fmt: skip
+        out.sort(key=lambda s: (0, int(s["shard_id"]), "") if s["shard_id"].isdigit()
+                 else (1, 0, s["shard_id"]))  # fmt: skip
         return out
 
     # -- outcomes ----------------------------------------------------------------------
@@ -646,12 +648,21 @@ class DynamoLedger:
             blocks.setdefault((run_id, line // BLOCK_LINES), []).append(row)
         for (run_id, block), rows in blocks.items():
             jobs.append(partial(self._write_block, run_id, block, rows))
-        deletes = [{"DeleteRequest": {"Key": _claim_key(run_id, eid)}}
-                   for run_id, eid in sorted(releases)]  # fmt: skip
-        for chunk in _chunks(deletes, BATCH_WRITE_ITEMS):
+        # Releases and sends in batches: a send is an item per (endpoint, run), and an
+        # endpoint is sent at most once per run, so writing one again changes nothing.
+        requests: list[dict[str, Any]] = [
+            {"DeleteRequest": {"Key": _claim_key(run_id, eid)}} for run_id, eid in sorted(releases)
+        ]
+        requests += [
+            {
+                "PutRequest": {
+                    "Item": {**_send_key(eid, run_id), "t": _n(sent_at), "c": _s(campaign)}
+                }
+            }
+            for (run_id, eid), (sent_at, campaign) in sorted(history.items())
+        ]
+        for chunk in _chunks(requests, BATCH_WRITE_ITEMS):
             jobs.append(partial(self._batch_write, list(chunk)))
-        for (run_id, eid), (sent_at, campaign) in history.items():
-            jobs.append(partial(self._add_send, run_id, eid, sent_at, campaign))
         return jobs
 
     async def _write_block(self, run_id: str, block: int, rows: list[tuple[int, Outcome]]) -> None:
@@ -762,16 +773,6 @@ class DynamoLedger:
                 stale.append(block)
         await self._each(lambda block: self._publish(run_id, block, blocks[block]), stale)
 
-    async def _add_send(self, run_id: str, endpoint_id: str, sent_at: float, campaign: str) -> None:
-        # One attribute per run: an endpoint is sent at most once per run, and writing
-        # the same attribute again (a retried call) changes nothing.
-        await self._call(
-            "update_item", TableName=self.table, Key=_history_key(endpoint_id),
-            UpdateExpression="SET #run = :send",
-            ExpressionAttributeNames={"#run": f"r:{run_id}"},
-            ExpressionAttributeValues={":send": {"L": [_n(sent_at), _s(campaign)]}},
-        )  # fmt: skip
-
     async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table: requests}
         for round_ in range(self.attempts):
@@ -797,6 +798,8 @@ class DynamoLedger:
         wanted = None if statuses is None else frozenset(statuses)
         first, last = lines or (0, MAX_BLOCK * BLOCK_LINES)
         found = LineSet()
+        if first > last:
+            return found
         blocks: dict[int, Item] = {}
 
         async def scan(partition: int) -> None:
@@ -842,18 +845,18 @@ class DynamoLedger:
     ) -> dict[str, tuple[int, int]]:
         await self.flush()
         out: dict[str, tuple[int, int]] = {}
-        by_key = {_history_key(eid)["pk"]["S"]: eid for eid in endpoint_ids}
 
-        async def read(part: Sequence[str]) -> None:
-            for item in await self._batch_get([{"pk": _s(pk), "sk": _s("H")} for pk in part]):
-                sends = [v["L"] for k, v in item.items() if k.startswith("r:")]
-                if not sends:
-                    continue
-                daily = sum(1 for t, _ in sends if float(t["N"]) >= since)
-                total = sum(1 for _, c in sends if c["S"] == campaign_id)
-                out[by_key[item["pk"]["S"]]] = (daily, total)
+        async def read(endpoint_id: str) -> None:
+            daily = total = 0
+            async for item in self._query_items(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": _send_key(endpoint_id, "")["pk"]},
+            ):
+                daily += float(item["t"]["N"]) >= since
+                total += item["c"]["S"] == campaign_id
+                out[endpoint_id] = (daily, total)
 
-        await self._each(read, list(_chunks(list(by_key), BATCH_GET_KEYS)))
+        await self._each(read, dict.fromkeys(endpoint_ids))
         return out
 
     async def counts(self, run_id: str) -> dict[str, int]:
@@ -877,6 +880,8 @@ class DynamoLedger:
         partitions' Queries, each sorted by block, merged a page at a time."""
         await self.flush()
         first, last = lines or (0, MAX_BLOCK * BLOCK_LINES)
+        if first > last:
+            return
         cursors = [_Cursor(self, self._query_request(**self._partition_query(run_id, p, lines)))
                    for p in range(BLOCK_PARTITIONS)]  # fmt: skip
         heap: list[tuple[int, int]] = []

@@ -161,6 +161,8 @@ async def test_a_shard_reads_its_line_range(ledgers: Ledgers) -> None:
     throttled = await ledger.lines_with_status(R, ["THROTTLED"], lines=shard)
     assert members(throttled, 100) == {n for n in range(31, 61) if n % 3 == 0}
     assert await all_outcomes(ledger, R, lines=(91, 200)) == []
+    assert await all_outcomes(ledger, R, lines=(60, 31)) == []
+    assert len(await ledger.lines_with_status(R, lines=(60, 31))) == 0
     assert [o.line for o in await all_outcomes(ledger, R, lines=(0, 2))] == [1, 2]
     assert [o.line for o in await all_outcomes(ledger, R, lines=(90, 90))] == [90]
 
@@ -350,6 +352,7 @@ async def test_shard_bookkeeping(ledgers: Ledgers) -> None:
     require(ledger, "shard_started", "shard_done", "shards")
     await ledger.start_run(run_info(R))
     assert await ledger.shards(R) == []
+    await ledger.shard_started(R, "10", worker="w4")
     await ledger.shard_started(R, "1", worker="w1")
     await ledger.shard_started(R, "2", worker="w2")
     await ledgers.new().shard_started(R, "1", worker="w3")  # SQS delivered it again
@@ -358,8 +361,8 @@ async def test_shard_bookkeeping(ledgers: Ledgers) -> None:
     await ledger.shard_done(R, "3", {"SUCCESS": 1})
     await ledgers.new().shard_started(R, "3", worker="w2")  # again, after it was done
     shards = await ledgers.new().shards(R)
-    assert [s["shard_id"] for s in shards] == ["1", "2", "3"]
-    one, two, three = shards
+    assert [s["shard_id"] for s in shards] == ["1", "2", "3", "10"], "numeric ids by number"
+    one, two, three, _ = shards
     assert (one["state"], one["worker"], one["deliveries"]) == ("DONE", "w3", 2)
     assert (one["counts"], one["hook_invocations"]) == ({"SUCCESS": 3, "FILTERED": 1}, 2)
     assert one["started_at"] and one["last_started_at"] and one["finished_at"]
