@@ -99,6 +99,23 @@ async def test_claim_after_crash_is_in_doubt(ledgers: Ledgers) -> None:
     assert answers == [D, S, X, G]
 
 
+async def test_a_claim_makes_earlier_records_durable(ledgers: Ledgers) -> None:
+    """A send's outcome is durable by the next claim, so a process killed later leaves
+    it SENT, not in doubt (the sends in flight are the only ones in doubt)."""
+    worker = ledgers.new()
+    await worker.start_run(run_info(R))
+    assert await worker.claim(R, [sc("ep-1", 1), sc("ep-2", 2)]) == [G, G]
+    await worker.record(R, [out(1, "SUCCESS")], sent=[("ep-1", "camp-1")])
+    await worker.record(R, [out(2, "PERMANENT_FAILURE")], release=["ep-2"])
+    await worker.record(R, [out(5, "FILTERED")])
+    assert await worker.claim(R, [sc("ep-3", 3)]) == [G]
+    # ...killed here, without a flush. The process that resumes the run:
+    resumed = ledgers.new()
+    assert members(await resumed.lines_with_status(R), 10) == {1, 2, 5}
+    assert await resumed.claim(R, [sc("ep-1", 1), sc("ep-2", 2), sc("ep-3", 3)]) == [S, G, D]
+    assert await resumed.history(["ep-1"], campaign_id="camp-1", since=0) == {"ep-1": (1, 1)}
+
+
 async def test_unusual_endpoint_ids(ledgers: Ledgers) -> None:
     ledger = ledgers.new()
     await ledger.start_run(run_info(R))
