@@ -273,7 +273,8 @@ class Worker:
             await put_json_lines(f"{output}/outcomes/shard-{shard.index:06d}.jsonl", part,
                                  self.clients)  # fmt: skip
             counts = Counter(orjson.loads(line)["Status"] for line in part)
-            await ledger.shard_done(run_id, str(shard.index), dict(counts))
+            await ledger.shard_done(run_id, str(shard.index), dict(counts),
+                                    hook_invocations=counters.hook_invocations)  # fmt: skip
             await self._maybe_finish_run(ledger, run_id, body, output)
 
     def _count(self, counts: Counter[str], counters: Counters, seconds: float) -> None:

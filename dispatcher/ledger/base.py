@@ -18,7 +18,7 @@ DynamoDB for a fleet of workers (conditional writes do what a transaction does h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -144,3 +144,21 @@ class Ledger(Protocol):
         """Claims of ``sender`` with no recorded result: (endpoint id, line)."""
 
     async def aclose(self) -> None: ...
+
+
+class FleetLedger(Ledger, Protocol):
+    """What a worker fleet needs beyond a single process (the DynamoDB ledger has it)."""
+
+    async def claim_addresses(self, run_id: str, items: Sequence[tuple[str, int]]) -> list[bool]:
+        """Duplicate detection across workers: (address fingerprint, line) -> whether this
+        line holds the address (also when it claimed it before: redelivery is harmless).
+        The first claimer wins."""
+
+    async def shard_started(self, run_id: str, shard_id: str, *, worker: str) -> None: ...
+
+    async def shard_done(
+        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0
+    ) -> None: ...
+
+    async def shards(self, run_id: str) -> list[dict[str, Any]]:
+        """Per shard: shard_id, state (RUNNING / DONE), worker, deliveries, counts, ..."""

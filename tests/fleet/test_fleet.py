@@ -137,7 +137,7 @@ def test_three_workers_one_killed_nothing_lost_nothing_twice(
             os.kill(workers[0].pid, signal.SIGKILL)
             workers[0].wait()
             summary = None
-            deadline = time.monotonic() + 600
+            deadline = time.monotonic() + 1500
             while time.monotonic() < deadline:
                 listing = s3.list_objects_v2(Bucket="segments", Prefix=f"fleet/runs/{run_id}/")
                 keys = {o["Key"] for o in listing.get("Contents", [])}
