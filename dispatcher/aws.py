@@ -64,7 +64,7 @@ class AwsClients:
                 from aiobotocore.config import AioConfig
 
                 creator = self.session.create_client(
-                    service,  # type: ignore[call-overload]
+                    service,
                     region_name=key[2],
                     endpoint_url=endpoint_url,
                     config=AioConfig(**self.config_options),

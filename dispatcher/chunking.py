@@ -40,15 +40,17 @@ class Chunker:
         A chunk closes when the next record finds it full or already holding its id, so
         one call never has two chunks to hand out.
         """
-        assert record.endpoint_id is not None  # eligibility guarantees an id
-        chunk = self._open.get(record.treatment)
+        # Admission guarantees an id and a treatment for every record it lets through.
+        assert record.endpoint_id is not None and record.treatment is not None
+        treatment = record.treatment
+        chunk = self._open.get(treatment)
         closed: Chunk | None = None
         if chunk is not None and (
             len(chunk.records) >= self.size or record.endpoint_id in chunk.records
         ):
             closed, chunk = chunk, None
         if chunk is None:
-            chunk = self._open[record.treatment] = Chunk(record.treatment)
+            chunk = self._open[treatment] = Chunk(treatment)
         chunk.records[record.endpoint_id] = record
         return closed
 

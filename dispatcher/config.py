@@ -481,11 +481,24 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
         ledger.no_unknown({"path", "dynamodb_table"})
         if ledger.get("path", str) and ledger.get("dynamodb_table", str):
             raise ledger.error("dynamodb_table", "give path or dynamodb_table, not both")
-        if ledger.table.get("path"):
-            ledger.table["path"] = str(_resolve_path(ledger.table["path"], base))
+    ledger_table = dict(ledger.table) if ledger else {}
+    if ledger_table.get("path"):
+        ledger_table["path"] = str(_resolve_path(ledger_table["path"], base))
     stream = root.sub("event_stream")
     if stream is not None:
-        stream.no_unknown({"path", "DestinationStreamArn", "RoleArn"})
+        # The other keys of `aws pinpoint get-event-stream` output are accepted and ignored.
+        stream.no_unknown(
+            {
+                "path",
+                "DestinationStreamArn",
+                "RoleArn",
+                "endpoint_url",
+                "ApplicationId",
+                "ExternalId",
+                "LastModifiedDate",
+                "LastUpdatedBy",
+            }
+        )
     settings = Settings(
         file=file,
         project=_project(project),
@@ -496,7 +509,7 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
         channels=_channels(root.sub("channels")),
         dispatch=_dispatch(root.sub("dispatch")),
         webhook=dict(webhook.table) if webhook else {},
-        ledger=dict(ledger.table) if ledger else {},
+        ledger=ledger_table,
         event_stream=dict(stream.table) if stream else {},
     )
     if not settings.campaign.message_configuration and not settings.campaign.custom_types:

@@ -56,7 +56,7 @@ def _webhook(
     from dispatcher.hooks.webhook import WebhookTransport
 
     try:
-        return WebhookTransport(  # type: ignore[no-any-return]
+        return WebhookTransport(
             url,
             secret=_secret(settings, table, key),
             timeout=float(settings.webhook.get("timeout", settings.dispatch.hook_attempt_timeout)),
@@ -104,7 +104,7 @@ def create_transport(
         raise ConfigError(
             exc.message, file=settings.file, key=f"{hook_key}.LambdaFunctionName"
         ) from None
-    return LambdaTransport(  # type: ignore[no-any-return]
+    return LambdaTransport(
         ref,
         clients=clients,
         endpoint_url=function.endpoint_url if function else None,

@@ -23,6 +23,7 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from dispatcher.errors import HookAttemptError, HookError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
@@ -37,6 +38,16 @@ class InvokePolicy:
     attempt_timeout: float = 10.0
     backoff_base: float = 0.2
     backoff_max: float = 2.0
+
+
+class stop_when(stop_base):
+    """Stop when a predicate of the retry state holds."""
+
+    def __init__(self, predicate: Callable[[RetryCallState], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.predicate(retry_state)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -98,7 +109,7 @@ async def invoke_with_policy(
         return left - upcoming <= 0.05
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts) | out_of_time,
+        stop=stop_after_attempt(policy.attempts) | stop_when(out_of_time),
         wait=_Wait(policy),
         retry=retry_if_exception(_retryable),
         reraise=True,

@@ -18,5 +18,5 @@ def open_binary(path: Path) -> IO[bytes]:
     except OSError as exc:
         raise SegmentError(f"cannot open segment {str(path)!r}: {exc.strerror}") from exc
     if raw.peek(2)[:2] == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
