@@ -22,12 +22,12 @@ import anyio
 import orjson
 
 from dispatcher.aws import AwsClients
+from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check, effective_limits
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.outbox import OutboxSender
 from dispatcher.channels.ratelimit import Limiter, RateLimiter
 from dispatcher.chunking import Chunker
-from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check, effective_limits
 from dispatcher.config import Settings
 from dispatcher.eligibility import AddressClaims, Admission, Eligibility
 from dispatcher.errors import ConfigError

@@ -787,16 +787,41 @@ class DynamoLedger:
             return found
         blocks: dict[int, Item] = {}
 
-        async def scan(partition: int) -> None:
-            async for item in self._query_items(**self._partition_query(run_id, partition, lines)):
-                blocks[_block_number(item)] = item
-                for line, entry in _lines_of(item):
-                    if first <= line <= last and (wanted is None or entry["s"]["S"] in wanted):
-                        found.add(line)
+        def take(item: Item) -> None:
+            blocks[_block_number(item)] = item
+            for line, entry in _lines_of(item):
+                if first <= line <= last and (wanted is None or entry["s"]["S"] in wanted):
+                    found.add(line)
 
-        await self._each(scan, range(BLOCK_PARTITIONS))
+        if lines is not None and self._few_blocks(lines):
+            for item in await self._blocks_of(run_id, lines):
+                take(item)
+        else:
+
+            async def scan(partition: int) -> None:
+                query = self._partition_query(run_id, partition, lines)
+                async for item in self._query_items(**query):
+                    take(item)
+
+            await self._each(scan, range(BLOCK_PARTITIONS))
         await self._repair(run_id, blocks)
         return found
+
+    @staticmethod
+    def _few_blocks(lines: tuple[int, int]) -> bool:
+        """Whether a line range is small enough (a shard) to read its blocks by key."""
+        return lines[1] // BLOCK_LINES - lines[0] // BLOCK_LINES < 16 * BATCH_GET_KEYS
+
+    async def _blocks_of(self, run_id: str, lines: tuple[int, int]) -> list[Item]:
+        """The existing blocks of a line range, by key: a shard's range is a few dozen
+        blocks, one BatchGetItem, where Queries would visit all 16 partitions."""
+        numbers = range(max(lines[0], 0) // BLOCK_LINES, max(lines[1], 0) // BLOCK_LINES + 1)
+        keys = [_block_key(run_id, b) for b in numbers]
+        items: list[Item] = []
+        for part in _chunks(keys, BATCH_GET_KEYS):
+            items.extend(await self._batch_get(list(part)))
+        items.sort(key=_block_number)
+        return items
 
     def _partition_query(
         self, run_id: str, partition: int, lines: tuple[int, int] | None
@@ -867,6 +892,14 @@ class DynamoLedger:
         first, last = lines or (0, MAX_BLOCK * BLOCK_LINES)
         if first > last:
             return
+        if lines is not None and self._few_blocks(lines):
+            batch: list[Outcome] = []
+            for block in await self._blocks_of(run_id, lines):
+                batch.extend(_outcome(line, entry) for line, entry in sorted(_lines_of(block))
+                             if first <= line <= last)  # fmt: skip
+            if batch:
+                yield batch
+            return
         cursors = [_Cursor(self, self._query_request(**self._partition_query(run_id, p, lines)))
                    for p in range(BLOCK_PARTITIONS)]  # fmt: skip
         heap: list[tuple[int, int]] = []
@@ -874,7 +907,7 @@ class DynamoLedger:
             if await cursor.fill():
                 heap.append((_block_number(cursor.buffer[0]), i))
         heapq.heapify(heap)
-        batch: list[Outcome] = []
+        batch = []
         while heap:
             _, i = heapq.heappop(heap)
             cursor = cursors[i]

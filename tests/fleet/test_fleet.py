@@ -72,7 +72,7 @@ def aws_env(moto_url: str) -> dict[str, str]:
             "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}  # fmt: skip
 
 
-def boto(service: str, moto_url: str):  # noqa: ANN201 - a boto3 client
+def boto(service: str, moto_url: str):
     return boto3.client(service, endpoint_url=moto_url, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
 
