@@ -93,8 +93,10 @@ def main() -> None:
         (Path(tmp) / "hook.py").write_text(HOOK.format(latency=args.latency))
         shard = max(10, args.endpoints // 16)  # 16 shards: enough for 4 workers
         for n_workers in counts:
-            queue = sqs.create_queue(QueueName=f"bench-{n_workers}",
-                                     Attributes={"VisibilityTimeout": "60"})["QueueUrl"]  # fmt: skip
+            attributes = {"VisibilityTimeout": "60"}
+            queue = sqs.create_queue(QueueName=f"bench-{n_workers}", Attributes=attributes)[
+                "QueueUrl"
+            ]
             cfg = Path(tmp) / f"fleet-{n_workers}.toml"
             cfg.write_text(CONFIG.format(run=n_workers, sms=sms.url, chunk_size=args.chunk_size,
                                          hook_concurrency=args.hook_concurrency))  # fmt: skip

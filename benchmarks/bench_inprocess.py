@@ -82,7 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dispatcher-bench")
+    default_workdir = Path(tempfile.gettempdir()) / "dispatcher-bench"
+    parser.add_argument("--workdir", type=Path, default=default_workdir)
     parser.add_argument("--child", nargs=2, metavar=("SCENARIO", "SEGMENT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

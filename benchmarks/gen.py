@@ -63,7 +63,7 @@ Id = "bench"
 {hook}
 
 [campaign.MessageConfiguration.SMSMessage]
-Body = "Hi {{{{User.UserAttributes.FirstName}}}}, {{{{Attributes.Tier}}}} offers in {{{{Location.City}}}}"
+Body = "Hi {{{{User.UserAttributes.FirstName}}}}, {{{{Attributes.Tier}}}} in {{{{Location.City}}}}"
 [campaign.MessageConfiguration.EmailMessage]
 Title = "Hello {{{{User.UserAttributes.FirstName}}}}"
 Body = "Your tier: {{{{Attributes.Tier}}}}"

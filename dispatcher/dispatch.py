@@ -467,7 +467,7 @@ async def dispatch(
         )
         run = RunInfo(
             run_id=run_id,
-            config=str(Path(settings.file).resolve()),
+            config=str(Path(settings.file).resolve()),  # noqa: ASYNC240 - no I/O
             segment=source.name,
             campaign_id=settings.campaign.id,
             application_id=settings.project.application_id,

@@ -27,7 +27,7 @@ def render(worker: Worker) -> str:
         "# HELP dispatcher_hook_invocations_total Hook calls, retries included.",
         "# TYPE dispatcher_hook_invocations_total counter",
         f"dispatcher_hook_invocations_total {s.hook_invocations}",
-        "# HELP dispatcher_hook_latency_seconds Time from a chunk's first hook attempt to its answer.",
+        "# HELP dispatcher_hook_latency_seconds From a chunk's first hook attempt to its answer.",
         "# TYPE dispatcher_hook_latency_seconds summary",
         f"dispatcher_hook_latency_seconds_sum {s.hook_seconds:.6f}",
         f"dispatcher_hook_latency_seconds_count {s.hook_chunks}",

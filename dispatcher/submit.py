@@ -92,7 +92,7 @@ async def submit(
     from dispatcher.segments.s3 import is_s3_url
     from dispatcher.segments.shards import plan_shards
 
-    path = Path(config).resolve()
+    path = Path(config).resolve()  # noqa: ASYNC240 - no I/O to speak of
     data = load_config_data(path, campaign_json=campaign_json, settings_json=settings_json)
     settings = parse_settings(data, str(config), path.parent)
     source = segment or settings.segment_source

@@ -168,7 +168,7 @@ def test_campaign_json_from_get_campaign_runs_as_it_is(tmp_path: Path) -> None:
         "CreationDate": "2026-01-01T00:00:00.000Z", "LastModifiedDate": "2026-01-01T00:00:00.000Z",
         "SegmentId": "seg", "SegmentVersion": 1, "State": {"CampaignStatus": "COMPLETED"},
         "Version": 3, "Hook": {}, "Limits": {"Total": 5},
-        "MessageConfiguration": {"SMSMessage": {"Body": "Pasted {{Id}}", "MessageType": "PROMOTIONAL"}},
+        "MessageConfiguration": {"SMSMessage": {"Body": "Pasted {{Id}}"}},
         "Schedule": {"StartTime": "IMMEDIATE", "Frequency": "ONCE"},
     }}  # fmt: skip
     (tmp_path / "campaign.json").write_text(json.dumps(campaign))

@@ -82,11 +82,13 @@ source = "seg.jsonl"
             "campaign.Limits.MessagesPerSecond: must be between 1 and 20000",
         ),
         (
-            "[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'nope_missing_module:handler'\n",
+            "[campaign.Hook]\nLambdaFunctionName = 'h'\n"
+            "[functions.h]\npython = 'nope_missing_module:handler'\n",
             "functions.h.python: hook module 'nope_missing_module' not found",
         ),
         (
-            "[campaign.Hook]\nLambdaFunctionName = 'h'\n[functions.h]\npython = 'missing.py:handler'\n",
+            "[campaign.Hook]\nLambdaFunctionName = 'h'\n"
+            "[functions.h]\npython = 'missing.py:handler'\n",
             "functions.h.python: hook file",
         ),
         ("[channels.EMAIL]\nsender = 'pigeon'\n", "channels.EMAIL.sender: unknown sender 'pigeon'"),

@@ -28,8 +28,8 @@ def serve(*functions: str, env: dict[str, str] | None = None) -> tuple[subproces
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dispatcher", "run", *args, "--quiet"],
-                          cwd=REPO, capture_output=True, text=True, timeout=180, env=env)  # fmt: skip
+    command = [sys.executable, "-m", "dispatcher", "run", *args, "--quiet"]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=180, env=env)
 
 
 def test_seed_node_handler_via_lambda_endpoint_env(tmp_path: Path, node: None) -> None:
