@@ -127,7 +127,6 @@ class Summary:
     started_at: str = ""
     finished_at: str = ""
     ignored_hook_ids: int = 0
-    sends: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {

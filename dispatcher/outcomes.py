@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from dispatcher.model import Outcome, Status, Summary
+from dispatcher.model import Outcome, Summary
 
 OUTCOMES_FILE = "outcomes.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -62,10 +62,3 @@ def write_summary(out_dir: Path, summary: Summary) -> None:
     tmp.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
     os.replace(tmp, path)
 
-
-def failed(status: str) -> bool:
-    """Whether a status counts as a failure on the progress line."""
-    return status in (
-        Status.HOOK_FAILURE, Status.TEMPORARY_FAILURE, Status.PERMANENT_FAILURE,
-        Status.THROTTLED, Status.INVALID,
-    )  # fmt: skip

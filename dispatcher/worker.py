@@ -110,7 +110,7 @@ class Worker:
     async def run(self) -> WorkerStats:
         await self._read_queue_settings()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            tg.start_soon(self._watch_signals)
             await self._loop()
             tg.cancel_scope.cancel()
         s = self.stats
@@ -119,7 +119,7 @@ class Worker:
                  dict(s.by_status))  # fmt: skip
         return s
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+    async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 self.stop()
@@ -252,8 +252,7 @@ class Worker:
             outcome_log = OutcomeLog(workdir / OUTCOMES_FILE)
             stack.callback(outcome_log.close)
             counters = Counters()
-            started = time.monotonic()
-            stages = await execute(
+            await execute(
                 ctx,
                 source=ShardSource(shard, self.clients),
                 log=outcome_log,
@@ -262,8 +261,7 @@ class Worker:
                 counters=counters,
                 claim_addresses=lambda items: ledger.claim_addresses(run_id, items),
             )
-            self._count(outcome_log.counts, counters, time.monotonic() - started)
-            del stages
+            self._count(outcome_log.counts, counters)
             # The shard's part of outcomes.jsonl comes from the ledger: exact even when an
             # earlier delivery of this shard settled some of its lines.
             part: list[bytes] = []
@@ -277,7 +275,7 @@ class Worker:
                                     hook_invocations=counters.hook_invocations)  # fmt: skip
             await self._maybe_finish_run(ledger, run_id, body, output)
 
-    def _count(self, counts: Counter[str], counters: Counters, seconds: float) -> None:
+    def _count(self, counts: Counter[str], counters: Counters) -> None:
         s = self.stats
         s.by_status.update(counts)
         s.hook_invocations += counters.hook_invocations
@@ -337,6 +335,3 @@ class Worker:
         except Exception:  # the source itself may be what fails; the DLQ still holds the job
             log.exception("could not settle the records of dead-lettered job %s", job.message_id)
 
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
