@@ -63,8 +63,14 @@ def child_floor(segment: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "endpoints": n}
 
 
-def child_dispatcher(segment: Path, *, ledger: bool = True, hook: str | None = "inprocess",
-                     endpoint_url: str | None = None, plain: bool = False) -> dict[str, Any]:  # fmt: skip
+def child_dispatcher(
+    segment: Path,
+    *,
+    ledger: bool = True,
+    hook: str | None = "inprocess",
+    endpoint_url: str | None = None,
+    plain: bool = False,
+) -> dict[str, Any]:
     from dispatcher import load_settings, run
 
     with tempfile.TemporaryDirectory() as tmp:
