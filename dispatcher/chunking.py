@@ -22,7 +22,6 @@ class Chunk:
 
     treatment: str
     records: dict[str, Record] = field(default_factory=dict)
-    attempts: int = 0
 
 
 class Chunker:
