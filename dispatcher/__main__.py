@@ -1,5 +1,3 @@
-import sys
+from dispatcher.cli import entry
 
-from dispatcher.cli import main
-
-sys.exit(main())
+entry()

@@ -9,14 +9,16 @@ endpoint is sent twice across them.
 from __future__ import annotations
 
 import gc
+import io
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import orjson
@@ -26,22 +28,32 @@ from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check, effect
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.outbox import OutboxSender
+from dispatcher.channels.preview import PREVIEW_FILE, PreviewSender
 from dispatcher.channels.ratelimit import Limiter, RateLimiter
 from dispatcher.chunking import Chunker
 from dispatcher.config import Settings
 from dispatcher.eligibility import AddressClaims, Admission, Eligibility
-from dispatcher.errors import ConfigError
+from dispatcher.errors import (
+    CampaignAlreadyRun,
+    ConfigError,
+    DispatchError,
+    InputChanged,
+    RunInterrupted,
+    StorageError,
+)
 from dispatcher.eventstream import EventStream, create_sink
+from dispatcher.fingerprint import campaign_document, compare, segment_fingerprint
 from dispatcher.hooks import HookTransport, create_transport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import LEDGER_FILE, Ledger, RunInfo, SqliteLedger
-from dispatcher.model import OVERRIDE_CHANNELS, Outcome, Status, Summary
+from dispatcher.model import FAILURE_STATUSES, OVERRIDE_CHANNELS, Outcome, Status, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
-from dispatcher.pipeline import NoLimit, Route, Stages, run_stages
+from dispatcher.pipeline import EmptyVariables, NoLimit, Route, Stages, run_stages
 from dispatcher.progress import Counters, show_progress
 from dispatcher.render import Composer
+from dispatcher.runlock import RunLock
 from dispatcher.segments import SegmentSource, open_source
 
 RUN_FILE = "run.json"
@@ -120,12 +132,26 @@ async def _senders(
     overrides: Mapping[str, Sender],
     stack: AsyncExitStack,
     scheduled_time: str,
+    preview: Sender | None = None,
 ) -> dict[str, tuple[str, Sender]]:
-    """(sender name, sender) per ChannelType; same sender and options share one."""
+    """(sender name, sender) per ChannelType; same sender and options share one.
+
+    With ``preview`` (a dry run) every channel goes to it; the real senders are still
+    built, so their options are checked, except the outbox (it would create its file).
+    """
     shared: dict[bytes, Sender] = {}
     out: dict[str, tuple[str, Sender]] = {}
     custom: Sender | None = None
     for channel in sorted(settings.campaign.channels):
+        if preview is not None:
+            out[channel] = ("preview", preview)
+            cfg = settings.channels.get(channel)
+            if channel in overrides or channel in settings.campaign.custom_types:
+                continue
+            if cfg is not None and cfg.sender != "outbox":
+                sender = create_sender(cfg.sender, channel, cfg.options, ctx)
+                stack.push_async_callback(sender.aclose)
+            continue
         if channel in overrides:
             out[channel] = (f"library:{channel}", overrides[channel])
             continue
@@ -150,12 +176,17 @@ def _routes(
     settings: Settings,
     composers: Mapping[tuple[str, str], Composer],
     by_channel: Mapping[str, tuple[str, Sender]],
+    *,
+    paced: bool = True,
 ) -> dict[tuple[str, str], Route]:
     """A route per (treatment, channel), with its sender's rate limiter.
 
     ``MessagesPerSecond`` is one ceiling for the whole run; a sender's own
-    ``max_per_second`` (a provider quota) chains under it.
+    ``max_per_second`` (a provider quota) chains under it. A dry run is not paced.
     """
+    if not paced:
+        return {key: Route(composer, by_channel[key[1]][1], NoLimit(), by_channel[key[1]][0])
+                for key, composer in composers.items()}  # fmt: skip
     mps = settings.messages_per_second
     run_limiter = RateLimiter(mps) if mps else None
     limiters: dict[int, tuple[Limiter, int]] = {}
@@ -239,6 +270,7 @@ class RunContext:
     composers: dict[tuple[str, str], Composer]
     treatments: Treatments
     event_stream: EventStream | None = None
+    dry_run: bool = False
 
 
 async def open_context(
@@ -251,8 +283,15 @@ async def open_context(
     clients: AwsClients | None = None,
     handlers: Mapping[str, Handler] | None = None,
     senders: Mapping[str, Sender] | None = None,
+    preview: Sender | None = None,
+    call_hook: bool = True,
 ) -> RunContext:
-    """Build the hook transport and the senders; ConfigError before anything is sent."""
+    """Build the hook transport and the senders; ConfigError before anything is sent.
+
+    A dry run passes ``preview`` (every message goes there, nothing is sent) and
+    ``call_hook=False`` to skip the hook. A DELIVERY-mode hook is never called in a dry
+    run: calling it is the send.
+    """
     d = settings.dispatch
     treatments = Treatments.from_settings(settings)
     composers = _composers(settings, treatments)
@@ -263,6 +302,8 @@ async def open_context(
         )
         stack.push_async_callback(clients.aclose)
     hook = settings.hook
+    if preview is not None and (not call_hook or (hook is not None and hook.mode == "DELIVERY")):
+        hook = None
     transport = None
     if hook is not None:
         transport = create_transport(settings, hook, handlers=handlers, clients=clients)
@@ -286,9 +327,9 @@ async def open_context(
         config_file=settings.file,
         concurrency=d.send_concurrency,
     )
-    by_channel = await _senders(settings, ctx, senders or {}, stack, started_at)
+    by_channel = await _senders(settings, ctx, senders or {}, stack, started_at, preview)
     stream = None
-    if settings.event_stream:
+    if settings.event_stream and preview is None:
         sink = create_sink(settings.event_stream, clients=clients, out_dir=out, file=settings.file)
         await sink.open()
         stream = EventStream(
@@ -301,7 +342,7 @@ async def open_context(
         )
         stack.push_async_callback(stream.aclose)
     return RunContext(settings, run_id, started_at, out, clients, transport, by_channel,
-                      composers, treatments, stream)  # fmt: skip
+                      composers, treatments, stream, dry_run=preview is not None)  # fmt: skip
 
 
 async def execute(
@@ -314,17 +355,24 @@ async def execute(
     progress: bool = False,
     counters: Counters | None = None,
     claim_addresses: AddressClaims | None = None,
+    history: Ledger | None = None,
+    stop: anyio.Event | None = None,
 ) -> Stages:
-    """Run the stages over ``source``; every record read ends in ``log`` (and ``ledger``)."""
+    """Run the stages over ``source``; every record read ends in ``log`` (and ``ledger``).
+
+    ``history`` is the ledger the caps read when ``ledger`` is None (a dry run reads the
+    send history but records nothing); ``stop`` ends reading early (see ``Stages.stop``).
+    """
     settings = ctx.settings
     d = settings.dispatch
-    hook = settings.hook
+    hook = settings.hook if ctx.transport is not None else None
     counters = counters or Counters()
     eligibility = Eligibility(settings.campaign.channels, dedup=claim_addresses is None)
     limits = effective_limits(settings.campaign.limits, settings.project.limits)
     caps = None
-    if ledger is not None and (limits.daily or limits.total):
-        caps = cap_check(ledger.history, limits, campaign_id=settings.campaign.id)
+    history = ledger or history
+    if history is not None and (limits.daily or limits.total):
+        caps = cap_check(history.history, limits, campaign_id=settings.campaign.id)
     admission = Admission(
         eligibility,
         treatments=ctx.treatments if ctx.treatments.is_split else None,
@@ -343,7 +391,7 @@ async def execute(
         chunker=Chunker(d.chunk_size),
         log=log,
         counters=counters,
-        routes=_routes(settings, ctx.composers, ctx.senders),
+        routes=_routes(settings, ctx.composers, ctx.senders, paced=not ctx.dry_run),
         transport=ctx.transport,
         events=EventBuilder(
             application_id=settings.project.application_id,
@@ -362,6 +410,8 @@ async def execute(
         skip=skip,
         expired=expiry.expired,
         event_stream=ctx.event_stream,
+        stop=stop,
+        empty_variables=EmptyVariables() if ctx.dry_run else None,
     )
     with _collector_tuned():
         async with anyio.create_task_group() as tg:
@@ -375,14 +425,81 @@ async def execute(
     return stages
 
 
-def _open_ledger(settings: Settings, out: Path, ledger: bool | Path) -> tuple[Ledger, str]:
+def _ledger_path(settings: Settings, out: Path, ledger: bool | Path) -> Path:
+    if not isinstance(ledger, bool):
+        return Path(ledger)
     configured = settings.ledger.get("path")
-    path = (
-        Path(ledger)
-        if not isinstance(ledger, bool)
-        else (Path(configured) if configured else out / LEDGER_FILE)
-    )
-    return SqliteLedger(path), str(path)
+    return Path(configured) if configured else out / LEDGER_FILE
+
+
+DryRun = bool | Literal["no-hook"]
+"""``dry_run``: False (send), True (everything but the send), or "no-hook" (nor the hook)."""
+
+
+@dataclass(slots=True)
+class _Attempt:
+    """What kind of attempt a ``dispatch()`` call is, from its arguments."""
+
+    run_id: str
+    continuing: bool
+    resume: bool
+    retry: list[str] | None
+    dry_run: bool
+
+    def commands(self, settings: Settings, out: Path) -> str:
+        """The commands that continue this run, for refusal messages and hints."""
+        config = _shell(settings.file)
+        return (f"`dispatcher run {config} --resume {self.run_id} --out {_shell(str(out))}` or "
+                f"`dispatcher retry {self.run_id} --out {_shell(str(out))}`")  # fmt: skip
+
+
+def _shell(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+async def _refuse_second_run(
+    book: SqliteLedger, settings: Settings, out: Path, where: str
+) -> None:
+    """A campaign is sent once per ledger: refuse when an earlier run is unfinished or
+    sent anything (``send_again`` skips this check)."""
+    project, campaign = settings.project, settings.campaign
+    for earlier in await book.runs_of(project.application_id, campaign.id):
+        sent = await book.claimed(earlier.run_id)
+        # We hold the ledger's lock, so a run still marked RUNNING has no live process.
+        state = "INTERRUPTED" if earlier.state == "RUNNING" else earlier.state
+        if state == "FINISHED" and not sent:
+            continue
+        attempt = _Attempt(earlier.run_id, True, True, None, False)
+        raise CampaignAlreadyRun(
+            f"campaign {campaign.id!r} of application {project.application_id!r} already has "
+            f"run {earlier.run_id} in the ledger {where} ({state}, {sent:,} sent); continue "
+            f"it with {attempt.commands(settings, out)}, or pass --send-again to send the "
+            "campaign again",
+            run_id=earlier.run_id,
+            state=state,
+            sent=sent,
+        )
+
+
+def _check_inputs(
+    prior: RunInfo, segment: dict[str, Any], campaign: dict[str, Any], force: bool
+) -> None:
+    """Resume and retry continue the run they name: same segment, same campaign."""
+    recorded = prior.fingerprints
+    changed = compare(recorded.get("segment"), segment, segment=True)
+    changed += [f"campaign ({key})" for key in
+                compare(recorded.get("campaign"), campaign, segment=False)]  # fmt: skip
+    if changed and not force:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3
+                                          else "")  # fmt: skip
+        raise InputChanged(
+            f"run {prior.run_id} started with other input: {shown}; give the same segment "
+            "and campaign, or pass --force-changed-input to continue anyway",
+            run_id=prior.run_id,
+            changed=changed,
+        )
 
 
 async def dispatch(
@@ -398,16 +515,29 @@ async def dispatch(
     senders: Mapping[str, Sender] | None = None,
     on_start: Callable[[str], None] | None = None,
     progress: bool = True,
+    dry_run: DryRun = False,
+    send_again: bool = False,
+    force_changed_input: bool = False,
+    stop: anyio.Event | None = None,
 ) -> Summary:
     """Run one campaign send and return its summary.
 
     ``segment`` overrides ``[segment] source``. ``ledger`` is True for the SQLite ledger
     (``[ledger] path``, default ``out_dir/ledger.sqlite``), a path for another SQLite
-    file, or False for none (no resume, retry or caps). ``resume`` finishes run
-    ``run_id``; ``retry`` re-dispatches its records whose latest status is in that set.
-    ``handlers`` maps hook function names to Python callables run in process;
-    ``senders`` maps ChannelTypes to ready-made senders. Configuration problems raise
-    ``ConfigError`` before any endpoint data is sent anywhere.
+    file, or False for none (no resume, retry, caps or send-once check). ``resume``
+    finishes run ``run_id``; ``retry`` re-dispatches its records whose latest status is
+    in that set. ``handlers`` maps hook function names to Python callables run in
+    process; ``senders`` maps ChannelTypes to ready-made senders.
+
+    Safety rules: the ledger and ``out_dir`` are locked for the run (``LedgerBusy``); a
+    campaign that already has a run in the ledger that is unfinished or sent anything is
+    refused (``CampaignAlreadyRun``) unless ``send_again``; resume and retry refuse
+    another segment or campaign (``InputChanged``) unless ``force_changed_input``.
+    ``dry_run`` does everything but the send (``"no-hook"``: nor the hook), writes
+    ``preview.jsonl`` and ``outcomes.jsonl``, and records nothing in the ledger.
+    Setting ``stop`` stops reading: in-flight work finishes and ``RunInterrupted`` is
+    raised. Configuration problems raise ``ConfigError`` before any endpoint data is
+    sent anywhere; a file that cannot be written raises ``StorageError``.
     """
     out = Path(out_dir)
     retry_statuses = sorted(set(retry)) if retry is not None else None
@@ -416,55 +546,145 @@ async def dispatch(
         raise ConfigError("resume and retry need the RunId", key="RUN_ID")
     if continuing and ledger is False:
         raise ConfigError("resume and retry need the ledger", key="--no-ledger")
-    run_id = run_id or new_run_id()
+    if continuing and dry_run:
+        raise ConfigError("a dry run cannot resume or retry a run", key="--dry-run")
+    attempt = _Attempt(run_id or new_run_id(), continuing, resume, retry_statuses, bool(dry_run))
+    _prepare_out_dir(out, settings.file)
+    ledger_path = _ledger_path(settings, out, ledger) if ledger is not False else None
     async with AsyncExitStack() as stack:
-        book: Ledger | None = None
-        prior: RunInfo | None = None
-        if ledger is not False:
-            _prepare_out_dir(out, settings.file)
-            book, where = _open_ledger(settings, out, ledger)
+        # Lock before anything is written: a refused second process must leave no trace.
+        lock = RunLock(out, *([ledger_path] if ledger_path and not dry_run else []))
+        lock.acquire(attempt.run_id)
+        stack.callback(lock.release)
+        book = None
+        if ledger_path is not None and (not dry_run or ledger_path.exists()):
+            book = SqliteLedger(ledger_path)  # a dry run only reads the send history
             stack.push_async_callback(book.aclose)
-            prior = await book.get_run(run_id)
-            if continuing and prior is None:
-                raise ConfigError(f"run {run_id} is not in the ledger {where}", key="RUN_ID")
-            if not continuing and prior is not None:
-                raise ConfigError(f"run {run_id} already exists; use --resume", key="RUN_ID")
-            if prior is not None and prior.campaign_id != settings.campaign.id:
-                raise ConfigError(
-                    f"run {run_id} is campaign {prior.campaign_id!r}, the config is "
-                    f"{settings.campaign.id!r}",
-                    file=settings.file,
-                    key="campaign.Id",
-                )
-        source_spec = segment or settings.segment_source or (prior.segment if prior else None)
-        if not source_spec:
-            raise ConfigError(
-                "no segment source: set [segment] source or pass --segment",
-                file=settings.file,
-                key="segment.source",
-            )
-        d = settings.dispatch
-        clients = AwsClients(
-            settings.project.region,
-            max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10),
+        prior = await _prior_run(book, attempt, settings, str(ledger_path), explicit=bool(run_id))
+        if book is not None and not continuing and not dry_run and not send_again:
+            await _refuse_second_run(book, settings, out, str(ledger_path))
+        preview = None
+        if dry_run:
+            preview_file = _open_file(out / PREVIEW_FILE, "wb")
+            stack.callback(preview_file.close)
+            preview = PreviewSender(preview_file, name=str(out / PREVIEW_FILE))
+        return await _dispatch(
+            settings, stack, attempt, out=out, book=book, prior=prior, segment=segment,
+            handlers=handlers, senders=senders, on_start=on_start, progress=progress,
+            preview=preview, call_hook=dry_run != "no-hook",
+            force_changed_input=force_changed_input, stop=stop,
+        )  # fmt: skip
+
+
+async def preview(
+    settings: Settings,
+    *,
+    limit: int = 5,
+    segment: str | None = None,
+    hook: bool = True,
+    handlers: Mapping[str, Handler] | None = None,
+) -> list[dict[str, Any]]:
+    """The first ``limit`` messages the campaign would send, rendered; nothing is sent,
+    nothing is written. The hook is called (unless ``hook=False``) one event at a time,
+    with events no bigger than ``limit``, so a preview costs few invocations."""
+    d = settings.dispatch
+    small = replace(settings, dispatch=replace(
+        d, hook_concurrency=1, send_concurrency=1, chunk_size=min(d.chunk_size, max(limit, 1))
+    ))  # fmt: skip
+    stop = anyio.Event()
+    buffer = io.BytesIO()
+    sender = PreviewSender(buffer, name="<preview>", limit=limit, on_limit=stop.set)
+    with tempfile.TemporaryDirectory(prefix="dispatcher-preview-") as tmp:
+        async with AsyncExitStack() as stack:
+            attempt = _Attempt(new_run_id(), False, False, None, True)
+            try:
+                await _dispatch(
+                    small, stack, attempt, out=Path(tmp), book=None, prior=None,
+                    segment=segment, handlers=handlers, senders=None, on_start=None,
+                    progress=False, preview=sender, call_hook=hook, force_changed_input=False,
+                    stop=stop,
+                )  # fmt: skip
+            except RunInterrupted:
+                pass  # the limit was reached: what we came for
+    return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+async def _prior_run(
+    book: SqliteLedger | None, attempt: _Attempt, settings: Settings, where: str, *,
+    explicit: bool,
+) -> RunInfo | None:  # fmt: skip
+    """The run being continued (None for a new run), checked against the request."""
+    if book is None or not explicit:
+        return None
+    prior = await book.get_run(attempt.run_id)
+    if attempt.continuing and prior is None:
+        raise ConfigError(f"run {attempt.run_id} is not in the ledger {where}", key="RUN_ID")
+    if not attempt.continuing and prior is not None:
+        raise ConfigError(f"run {attempt.run_id} already exists; use --resume", key="RUN_ID")
+    if prior is not None and prior.campaign_id != settings.campaign.id:
+        raise ConfigError(
+            f"run {attempt.run_id} is campaign {prior.campaign_id!r}, the config is "
+            f"{settings.campaign.id!r}",
+            file=settings.file,
+            key="campaign.Id",
         )
-        stack.push_async_callback(clients.aclose)
-        try:
-            source = open_source(source_spec, settings.segment_format, clients=clients)
-        except ConfigError as exc:
-            key = "--segment" if segment else "segment.source"
-            raise ConfigError(exc.message, file=settings.file, key=key) from None
-        started_at = prior.started_at if prior else now_iso()
-        ctx = await open_context(
-            settings,
-            stack,
-            run_id=run_id,
-            started_at=started_at,
-            out=out,
-            clients=clients,
-            handlers=handlers,
-            senders=senders,
+    return prior
+
+
+async def _dispatch(
+    settings: Settings,
+    stack: AsyncExitStack,
+    attempt: _Attempt,
+    *,
+    out: Path,
+    book: SqliteLedger | None,
+    prior: RunInfo | None,
+    segment: str | None,
+    handlers: Mapping[str, Handler] | None,
+    senders: Mapping[str, Sender] | None,
+    on_start: Callable[[str], None] | None,
+    progress: bool,
+    preview: PreviewSender | None,
+    call_hook: bool,
+    force_changed_input: bool,
+    stop: anyio.Event | None,
+) -> Summary:
+    run_id = attempt.run_id
+    source_spec = segment or settings.segment_source or (prior.segment if prior else None)
+    if not source_spec:
+        raise ConfigError(
+            "no segment source: set [segment] source or pass --segment",
+            file=settings.file,
+            key="segment.source",
         )
+    d = settings.dispatch
+    clients = AwsClients(
+        settings.project.region,
+        max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10),
+    )
+    stack.push_async_callback(clients.aclose)
+    try:
+        source = open_source(source_spec, settings.segment_format, clients=clients)
+    except ConfigError as exc:
+        key = "--segment" if segment else "segment.source"
+        raise ConfigError(exc.message, file=settings.file, key=key) from None
+    fingerprints: dict[str, Any] = {}
+    if not attempt.dry_run:
+        fingerprints = {
+            "segment": await segment_fingerprint(source_spec, clients),
+            "campaign": campaign_document(settings),
+        }
+        if prior is not None:
+            _check_inputs(prior, fingerprints["segment"], fingerprints["campaign"],
+                          force_changed_input)  # fmt: skip
+    started_at = prior.started_at if prior else now_iso()
+    ctx = await open_context(
+        settings, stack, run_id=run_id, started_at=started_at, out=out, clients=clients,
+        handlers=handlers, senders=senders, preview=preview, call_hook=call_hook,
+    )  # fmt: skip
+    ledger = book if not attempt.dry_run else None
+    skip = None
+    if ledger is not None:
         run = RunInfo(
             run_id=run_id,
             config=str(Path(settings.file).resolve()),  # noqa: ASYNC240 - no I/O
@@ -472,67 +692,136 @@ async def dispatch(
             campaign_id=settings.campaign.id,
             application_id=settings.project.application_id,
             started_at=started_at,
+            extra=prior.extra if prior is not None else {},
+            fingerprints=fingerprints,
         )
-        if prior is not None:
-            run.extra = prior.extra
-        (out / RUN_FILE).write_bytes(orjson.dumps(
-            {"RunId": run_id, "Config": run.config, "Segment": source.name,
-             "CampaignId": settings.campaign.id, "ApplicationId": settings.project.application_id,
-             "StartedAt": started_at}, option=orjson.OPT_INDENT_2))  # fmt: skip
-        skip = None
-        if book is not None:
-            await book.start_run(run)
-            if continuing:
-                await _reconcile_outbox(
-                    book,
-                    run_id,
-                    settings.campaign.id,
-                    {id(s): s for _, s in ctx.senders.values()}.values(),
-                )
-            if resume:
-                settled = await book.lines_with_status(run_id)
-                skip = settled.__contains__
-            elif retry_statuses is not None:
-                chosen = await book.lines_with_status(run_id, retry_statuses)
-                skip = lambda line: line not in chosen  # noqa: E731
-        if on_start:
-            on_start(run_id)
-        log = OutcomeLog(out / OUTCOMES_FILE, append=continuing)
-        stack.callback(log.close)
-        counters = Counters()
+        _write_run_file(out, run)
+        await ledger.start_run(run)
+        if attempt.continuing:
+            await _reconcile_outbox(
+                ledger, run_id, settings.campaign.id,
+                {id(s): s for _, s in ctx.senders.values()}.values(),
+            )  # fmt: skip
+        if attempt.resume:
+            skip = (await ledger.lines_with_status(run_id)).__contains__
+        elif attempt.retry is not None:
+            chosen = await ledger.lines_with_status(run_id, attempt.retry)
+            skip = lambda line: line not in chosen  # noqa: E731
+    if on_start:
+        on_start(run_id)
+    log = OutcomeLog(out / OUTCOMES_FILE, append=attempt.continuing)
+    stack.callback(log.close)
+    counters = Counters()
+    try:
         stages = await execute(
-            ctx,
-            source=source,
-            log=log,
-            ledger=book,
-            skip=skip,
-            progress=progress,
-            counters=counters,
-        )
-        hook_invocations = counters.hook_invocations + int(run.extra.get("hook_invocations", 0))
-        summary = Summary(
-            run_id=run_id,
-            hook_invocations=hook_invocations,
-            started_at=started_at,
-            ignored_hook_ids=stages.ignored_hook_ids,
-        )
-        if book is not None:
-            if continuing:
-                log.close()
-                await _rewrite_outcomes(book, run_id, out)
-            summary.by_status = await book.counts(run_id)
-        else:
-            summary.by_status = dict(log.counts)
-        summary.total = sum(summary.by_status.values())
-        summary.finished_at = now_iso()
-        if book is not None:
-            await book.finish_run(
-                run_id, finished_at=summary.finished_at, summary=summary.to_json()
-            )
+            ctx, source=source, log=log, ledger=ledger, skip=skip, progress=progress,
+            counters=counters, history=book, stop=stop,
+        )  # fmt: skip
+    except BaseException as exc:
+        if ledger is not None:
+            await _mark_interrupted(ledger, run_id)
+        error = _dispatch_error(exc)
+        if error is not None and error is not exc:
+            raise error from exc
+        raise
+    summary = Summary(
+        run_id=run_id,
+        hook_invocations=counters.hook_invocations + int(ctx_extra(prior, "hook_invocations")),
+        started_at=started_at,
+        ignored_hook_ids=stages.ignored_hook_ids,
+        dry_run=attempt.dry_run,
+    )
+    summary.empty_variables = stages.empty_variables.report() if stages.empty_variables else []
+    if ledger is not None:
+        if attempt.continuing:
+            log.close()
+            await _rewrite_outcomes(ledger, run_id, out)
+        summary.by_status = await ledger.counts(run_id)
+        summary.top_failures = await ledger.reasons(run_id, sorted(FAILURE_STATUSES))
+    else:
+        summary.by_status = dict(log.counts)
+        summary.top_failures = [(st, reason, n) for (st, reason), n
+                                in log.failure_reasons.most_common(3)]  # fmt: skip
+    summary.total = sum(summary.by_status.values())
+    summary.finished_at = now_iso()
+    summary.elapsed = counters.elapsed
+    summary.read = counters.read
+    if not stages.complete:
+        if ledger is not None:
+            await _mark_interrupted(ledger, run_id)
+        raise RunInterrupted(f"run {run_id} was stopped before it finished", run_id=run_id,
+                             summary=summary)  # fmt: skip
+    if ledger is not None:
+        await ledger.finish_run(run_id, finished_at=summary.finished_at, summary=summary.to_json())
+    if not attempt.dry_run:
         write_summary(out, summary)
-        return summary
+    return summary
 
 
-def run(settings: Settings, **kwargs: Any) -> Summary:
-    """Synchronous ``dispatch()`` for batch jobs and scripts."""
-    return anyio.run(lambda: dispatch(settings, **kwargs))
+def ctx_extra(prior: RunInfo | None, key: str) -> int:
+    """A counter carried over from the run's earlier attempts (e.g. hook invocations)."""
+    return int(prior.extra.get(key, 0)) if prior is not None else 0
+
+
+def _open_file(path: Path, mode: str) -> Any:
+    try:
+        return path.open(mode)
+    except OSError as exc:
+        raise StorageError(f"cannot write {path}: {exc.strerror}", path=str(path)) from None
+
+
+def _write_run_file(out: Path, run: RunInfo) -> None:
+    data = {"RunId": run.run_id, "Config": run.config, "Segment": run.segment,
+            "CampaignId": run.campaign_id, "ApplicationId": run.application_id,
+            "StartedAt": run.started_at}  # fmt: skip
+    try:
+        (out / RUN_FILE).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        raise StorageError(f"cannot write {out / RUN_FILE}: {exc.strerror}",
+                           path=str(out / RUN_FILE)) from None  # fmt: skip
+
+
+async def _mark_interrupted(ledger: SqliteLedger, run_id: str) -> None:
+    """Best effort, shielded: the run stopped; ``status`` would say so anyway (the lock)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await ledger.set_state(run_id, "INTERRUPTED")
+        except DispatchError:
+            pass  # the ledger itself may be what failed (disk full); status repairs it
+
+
+def _dispatch_error(exc: BaseException) -> DispatchError | None:
+    """The first DispatchError inside (nested) exception groups: what the user must see."""
+    if isinstance(exc, DispatchError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _dispatch_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def run(
+    settings: Settings,
+    *,
+    segment: str | None = None,
+    out_dir: str | Path = "out",
+    run_id: str | None = None,
+    resume: bool = False,
+    retry: Iterable[str] | None = None,
+    ledger: bool | Path = True,
+    handlers: Mapping[str, Handler] | None = None,
+    senders: Mapping[str, Sender] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    progress: bool = True,
+    dry_run: DryRun = False,
+    send_again: bool = False,
+    force_changed_input: bool = False,
+) -> Summary:
+    """Synchronous ``dispatch()`` for batch jobs and scripts (same arguments)."""
+    return anyio.run(lambda: dispatch(
+        settings, segment=segment, out_dir=out_dir, run_id=run_id, resume=resume, retry=retry,
+        ledger=ledger, handlers=handlers, senders=senders, on_start=on_start, progress=progress,
+        dry_run=dry_run, send_again=send_again, force_changed_input=force_changed_input,
+    ))  # fmt: skip

@@ -7,9 +7,15 @@
     ├── HookError                 one hook attempt or chunk failed
     │   ├── HookAttemptError      an attempt failed; ``retryable`` says if another may follow
     │   └── HookResultError       the return value is not a valid endpoints map (never retried)
+    ├── RunRefused                the run is refused before anything is sent (exit 2)
+    │   ├── CampaignAlreadyRun    the ledger holds an earlier run of the campaign
+    │   ├── LedgerBusy            another process holds the ledger or output directory
+    │   └── InputChanged          resume/retry with another segment or campaign
+    ├── RunInterrupted            the run stopped before it finished (a signal); resumable
     ├── SendError                 a provider rejected or failed a send
     ├── EventStreamError          the event-stream destination refused a write for good
-    └── LedgerError               the run ledger cannot be opened or is inconsistent
+    └── StorageError              a file of the run can't be written or read (exit 1)
+        └── LedgerError           the run ledger cannot be opened or is inconsistent
 
 Per-record problems (a malformed line, a filtered endpoint) are never raised to the
 caller: they become outcomes. These exceptions are for what stops a stage or a run.
@@ -98,5 +104,66 @@ class EventStreamError(DispatchError):
         super().__init__(f"event stream {destination}: {message}" if destination else message)
 
 
-class LedgerError(DispatchError):
+class RunRefused(DispatchError):
+    """The run was refused before anything was sent; ``run_id`` names the run at stake."""
+
+    def __init__(self, message: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        super().__init__(message)
+
+
+class CampaignAlreadyRun(RunRefused):
+    """The ledger already holds a run of this campaign that is unfinished or sent something.
+
+    ``state`` is that run's state (RUNNING, INTERRUPTED, FINISHED); ``sent`` how many of
+    its endpoints were sent (or may have been: claims in doubt count).
+    """
+
+    def __init__(self, message: str, *, run_id: str, state: str, sent: int) -> None:
+        super().__init__(message, run_id=run_id)
+        self.state = state
+        self.sent = sent
+
+
+class LedgerBusy(RunRefused):
+    """Another live process holds the ledger or the output directory (``pid``, ``run_id``)."""
+
+    def __init__(self, message: str, *, pid: int | None, run_id: str | None) -> None:
+        super().__init__(message, run_id=run_id)
+        self.pid = pid
+
+
+class InputChanged(RunRefused):
+    """Resume or retry was given another segment or campaign than the run started with.
+
+    ``changed`` names what differs (``segment``, ``campaign.MessageConfiguration...``).
+    """
+
+    def __init__(self, message: str, *, run_id: str, changed: list[str]) -> None:
+        super().__init__(message, run_id=run_id)
+        self.changed = changed
+
+
+class RunInterrupted(DispatchError):
+    """The run stopped before it finished (a signal or the caller's ``stop``): every
+    record settled so far is recorded, the rest is left for ``--resume``. ``summary`` holds
+    the counts so far."""
+
+    def __init__(self, message: str, *, run_id: str, summary: object = None) -> None:
+        self.run_id = run_id
+        self.summary = summary
+        super().__init__(message)
+
+
+class StorageError(DispatchError):
+    """A file or store of the run cannot be written or read: disk full, permissions, a
+    damaged ledger. The run stops; what was recorded stays consistent, so a resume after
+    the cause is fixed settles every record once. ``path`` names the file."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class LedgerError(StorageError):
     """The run ledger cannot be opened, or it does not match the run."""

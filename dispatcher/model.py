@@ -36,6 +36,11 @@ class Status(StrEnum):
     EXPIRED = "EXPIRED"
 
 
+FAILURE_STATUSES = frozenset(
+    {Status.HOOK_FAILURE, Status.TEMPORARY_FAILURE, Status.PERMANENT_FAILURE, Status.THROTTLED}
+)
+"""Outcomes that mean "meant to be sent, and was not": they decide the run's exit code."""
+
 CHANNEL_TYPES = frozenset(
     {
         "PUSH", "GCM", "APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "ADM",
@@ -127,14 +132,40 @@ class Summary:
     started_at: str = ""
     finished_at: str = ""
     ignored_hook_ids: int = 0
+    top_failures: list[tuple[str, str, int]] = field(default_factory=list)
+    """The most frequent (status, reason, count) among failures, most frequent first."""
+    dry_run: bool = False
+    empty_variables: list[str] = field(default_factory=list)
+    """Dry runs: ``"PATH: empty in N of M messages"`` per variable that rendered empty."""
+    read: int = 0
+    """Records read by this attempt (resume and retry replay settled ones too)."""
+    elapsed: float = 0.0
+    """Seconds this attempt took (for the rate shown in the closing tally)."""
+
+    @property
+    def failures(self) -> int:
+        """Records that ended HOOK_FAILURE, TEMPORARY_FAILURE, PERMANENT_FAILURE or THROTTLED."""
+        return sum(n for status, n in self.by_status.items() if status in FAILURE_STATUSES)
+
+    def failed_beyond(self, count: int = 0, *, percent: float | None = None) -> bool:
+        """Whether failures exceed ``count`` records, or ``percent`` % of Total if given."""
+        limit = self.total * percent / 100 if percent is not None else count
+        return self.failures > limit
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "RunId": self.run_id,
             "Total": self.total,
             "ByStatus": dict(sorted(self.by_status.items())),
+            "Failures": self.failures,
+            "TopFailures": [{"Status": st, "Reason": reason, "Count": n}
+                            for st, reason, n in self.top_failures],
             "HookInvocations": self.hook_invocations,
             "IgnoredHookEndpoints": self.ignored_hook_ids,
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
         }
+        if self.dry_run:
+            data["DryRun"] = True
+            data["EmptyVariables"] = self.empty_variables
+        return data

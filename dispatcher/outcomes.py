@@ -15,7 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from dispatcher.model import Outcome, Summary
+from dispatcher.errors import StorageError
+from dispatcher.model import FAILURE_STATUSES, Outcome, Summary
 
 OUTCOMES_FILE = "outcomes.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -31,8 +32,13 @@ class OutcomeLog:
 
     def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = path
-        self._file = path.open("ab" if append else "wb")
+        try:
+            self._file = path.open("ab" if append else "wb")
+        except OSError as exc:
+            raise storage_error(path, exc) from None
         self.counts: Counter[str] = Counter()
+        self.failure_reasons: Counter[tuple[str, str]] = Counter()
+        """(status, reason) of the failures written, for the closing tally."""
 
     @property
     def total(self) -> int:
@@ -43,22 +49,41 @@ class OutcomeLog:
         counts = self.counts
         for o in outcomes:
             counts[o.status.value] += 1
+            if o.status in FAILURE_STATUSES:
+                self.failure_reasons[(o.status.value, o.reason or "")] += 1
             lines.append(orjson.dumps(o.to_json()))
         if lines:
             lines.append(b"")
-            self._file.write(b"\n".join(lines))
+            try:
+                self._file.write(b"\n".join(lines))
+            except OSError as exc:
+                raise storage_error(self.path, exc) from None
 
     def flush(self) -> None:
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
 
     def close(self) -> None:
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as exc:
+            raise storage_error(self.path, exc) from None
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
+    """A run file that cannot be written: name it and the cause (``No space left``...)."""
+    return StorageError(f"cannot write {path}: {exc.strerror or exc}", path=str(path))
 
 
 def write_summary(out_dir: Path, summary: Summary) -> None:
     """Write ``summary.json`` atomically (readers never see half a file)."""
     path = out_dir / SUMMARY_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(orjson.dumps(summary.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise storage_error(path, exc) from None
 

@@ -24,7 +24,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from dispatcher.channels.base import Message, Sender, SendResult
 from dispatcher.channels.ratelimit import Limiter
 from dispatcher.chunking import Chunk, Chunker
-from dispatcher.errors import HookError, SendError
+from dispatcher.errors import HookError, SendError, StorageError
 from dispatcher.eventstream import EventStream
 from dispatcher.hooks.base import HookTransport
 from dispatcher.hooks.events import EventBuilder
@@ -99,6 +99,20 @@ class Stages:
     expired: Callable[[], bool] = lambda: False
     ignored_hook_ids: int = 0
     event_stream: EventStream | None = None
+    stop: anyio.Event | None = None
+    """Set to stop: calls in flight finish; unread records and chunks not yet started keep
+    no outcome (a resume does them), and ``complete`` turns False."""
+    complete: bool = True
+    """False when ``stop`` left records without an outcome."""
+    empty_variables: EmptyVariables | None = None
+    """Counts message variables that rendered empty (dry runs)."""
+
+    def stopping(self) -> bool:
+        """Whether a stop was asked for; records passed over from now on stay open."""
+        if self.stop is not None and self.stop.is_set():
+            self.complete = False
+            return True
+        return False
 
     async def record(
         self,
@@ -113,14 +127,15 @@ class Stages:
         ``definitions`` (parallel to ``outcomes``) are the endpoint records the event
         stream embeds in ``client_context.custom.endpoint``.
         """
+        # The ledger first: it is the record a resume trusts, the log is derived from it.
+        if self.ledger is not None:
+            await self.ledger.record(self.run_id, outcomes, release=release, sent=sent)
         self.log.write(outcomes)
         for o in outcomes:
             if o.status is Status.SUCCESS:
                 self.counters.sent += 1
             elif o.status not in _QUIET:
                 self.counters.failed += 1
-        if self.ledger is not None:
-            await self.ledger.record(self.run_id, outcomes, release=release, sent=sent)
         if self.event_stream is not None and outcomes:
             defs = definitions if definitions is not None else [None] * len(outcomes)
             await self.event_stream.publish(zip(outcomes, defs, strict=True))
@@ -169,6 +184,8 @@ async def read_stage(
 
     async with tx:
         async for batch in s.source.batches():
+            if s.stopping():
+                return  # the rest stays unread, open chunks unsent: resume does them
             s.counters.read += len(batch)
             settled, admitted = await s.admit(batch, s.skip)
             ready: list[Chunk] = []
@@ -195,6 +212,8 @@ async def hook_worker(
 
     async with chunk_rx, batch_tx:
         async for chunk in chunk_rx:
+            if s.stopping():
+                continue  # not started: left for resume
             records = chunk.records
             if s.expired():
                 await s.record(
@@ -259,16 +278,25 @@ async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> No
     """Render each endpoint's message and deliver it through its channel's sender."""
     async with batch_rx:
         async for batch in batch_rx:
+            if s.stopping():
+                continue
             if s.expired():
                 await s.record(
                     [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r, _ in batch.items]
                 )
                 continue
             by_route: dict[tuple[str, str], list[Message]] = {}
+            empty = s.empty_variables
+            missing: list[str] | None = [] if empty is not None else None
             for record, definition in batch.items:
                 key = (batch.treatment, definition["ChannelType"])
                 composer = s.routes[key].composer
-                title, body, html_body = composer.compose(record.endpoint_id or "", definition)
+                title, body, html_body = composer.compose(
+                    record.endpoint_id or "", definition, missing
+                )
+                if empty is not None and missing is not None:
+                    empty.count(composer, missing)
+                    missing.clear()
                 by_route.setdefault(key, []).append(
                     Message(
                         record.endpoint_id or "", record.line, key[1],
@@ -375,6 +403,8 @@ async def _send(sender: Sender, part: list[Message]) -> list[SendResult]:
     """Call a sender; a sender that breaks its contract fails these messages, not the run."""
     try:
         results = await sender.send(part)
+    except StorageError:
+        raise  # the run's own files (the outbox) cannot be written: stop, nothing is lost
     except SendError as exc:  # the sender is unusable (e.g. no credentials): nothing left
         reason = f"sender unusable, not sent: {exc}"
         return [SendResult(Status.TEMPORARY_FAILURE, reason, unsent=True) for _ in part]
@@ -385,6 +415,26 @@ async def _send(sender: Sender, part: list[Message]) -> list[SendResult]:
         reason = f"sender returned {len(results)} results for {len(part)} messages"
         return [SendResult(Status.TEMPORARY_FAILURE, reason) for _ in part]
     return results
+
+
+class EmptyVariables:
+    """Which message variables rendered empty, in how many of the messages using them."""
+
+    def __init__(self) -> None:
+        self.empty: dict[str, int] = {}
+        self.used: dict[str, int] = {}
+
+    def count(self, composer: Composer, missing: list[str]) -> None:
+        for path in composer.variables:
+            self.used[path] = self.used.get(path, 0) + 1
+        for path in set(missing):
+            self.empty[path] = self.empty.get(path, 0) + 1
+
+    def report(self) -> list[str]:
+        """One line per variable that was empty at least once, most often first."""
+        ranked = sorted(self.empty.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [f"{path}: empty in {n} of {max(n, self.used.get(path, n))} messages"
+                for path, n in ranked]  # fmt: skip
 
 
 def _outcome(m: Message, status: Status, reason: str | None) -> Outcome:

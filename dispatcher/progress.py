@@ -24,8 +24,12 @@ class Counters:
     """Time from a chunk's first attempt to its last answer, summed (hook latency)."""
     started: float = field(default_factory=time.monotonic)
 
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def line(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        elapsed = max(self.elapsed, 1e-9)
         return (
             f"read {self.read:,}  hooked {self.hooked:,}  sent {self.sent:,}  "
             f"failed {self.failed:,}  {self.read / elapsed:,.0f} endpoints/s"

@@ -86,8 +86,23 @@ class Template:
     def is_static(self) -> bool:
         return self._parts is not None and all(isinstance(p, str) for p in self._parts)
 
-    def render(self, definition: Mapping[str, Any], extra: Mapping[str, Any]) -> str:
-        """Render for one endpoint; ``extra`` holds fields outside the definition (Id)."""
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The variable paths the template prints (those of its flat form)."""
+        if self._parts is None:
+            return ()
+        return tuple(dict.fromkeys(".".join(p[0]) for p in self._parts if not isinstance(p, str)))
+
+    def render(
+        self,
+        definition: Mapping[str, Any],
+        extra: Mapping[str, Any],
+        missing: list[str] | None = None,
+    ) -> str:
+        """Render for one endpoint; ``extra`` holds fields outside the definition (Id).
+
+        ``missing``, when given, receives the path of every variable that rendered empty.
+        """
         parts = self._parts
         if parts is None:
             return str(self._renderer.render(self._parsed, definition, extra))
@@ -97,6 +112,8 @@ class Template:
                 out.append(part)
             else:
                 text = to_text(_lookup(definition, extra, part[0]))
+                if not text and missing is not None:
+                    missing.append(".".join(part[0]))
                 out.append(html.escape(text) if part[1] else text)
         return "".join(out)
 
@@ -134,7 +151,7 @@ class Composer:
     channels where Pinpoint honoured them; never to EMAIL.
     """
 
-    __slots__ = ("channel", "html", "overridable", "template", "text", "title")
+    __slots__ = ("channel", "html", "overridable", "template", "text", "title", "variables")
 
     def __init__(
         self, channel: str, message: Mapping[str, Any], *, overridable: bool, where: str
@@ -147,15 +164,21 @@ class Composer:
         self.html = compile_optional(
             message.get("HtmlBody"), html_mode=True, where=f"{where}.HtmlBody"
         )
+        paths = [t.variables for t in (self.title, self.text, self.html) if t is not None]
+        self.variables: tuple[str, ...] = tuple(dict.fromkeys(p for g in paths for p in g))
+        """Every variable path the channel's templates print."""
 
     def compose(
-        self, endpoint_id: str, definition: Mapping[str, Any]
+        self,
+        endpoint_id: str,
+        definition: Mapping[str, Any],
+        missing: list[str] | None = None,
     ) -> tuple[str | None, str | None, str | None]:
-        """Return (title, body, html_body) for one endpoint."""
+        """Return (title, body, html_body) for one endpoint (``missing``: see ``render``)."""
         extra = {"Id": endpoint_id}
-        title = self.title.render(definition, extra) if self.title else None
-        body = self.text.render(definition, extra) if self.text else None
-        html_body = self.html.render(definition, extra) if self.html else None
+        title = self.title.render(definition, extra, missing) if self.title else None
+        body = self.text.render(definition, extra, missing) if self.text else None
+        html_body = self.html.render(definition, extra, missing) if self.html else None
         if self.overridable:
             title = _override(definition, "TitleOverride") or title
             body = _override(definition, "BodyOverride") or body

@@ -97,8 +97,9 @@ async def test_total_and_daily_caps_count_sends_across_runs(tmp_path: Path) -> N
     first = await dispatch(
         capped, segment=str(segment), out_dir=tmp_path / "1", ledger=ledger, progress=False
     )
-    again = await dispatch(
-        capped, segment=str(segment), out_dir=tmp_path / "2", ledger=ledger, progress=False
+    again = await dispatch(  # a second run of a sent campaign must be deliberate
+        capped, segment=str(segment), out_dir=tmp_path / "2", ledger=ledger, progress=False,
+        send_again=True,
     )
     assert first.by_status == {"SUCCESS": 10}
     assert again.by_status == {"TOTAL_CAP": 10}

@@ -38,7 +38,8 @@ def test_example_campaign_runs_and_accounts_for_every_record(tmp_path: Path) -> 
         "FinishedAt",
     }
     assert summary["HookInvocations"] >= 1
-    assert f"RunId {summary['RunId']}" in result.stdout
+    assert json.loads(result.stdout) == summary  # stdout holds the summary JSON, only
+    assert f"RunId {summary['RunId']}" in result.stderr
     sent = [json.loads(x) for x in (tmp_path / "outbox.jsonl").read_text().splitlines()]
     assert len(sent) == summary["ByStatus"]["SUCCESS"]
     sms = next(m for m in sent if m["ChannelType"] == "SMS")

@@ -50,15 +50,16 @@ hook_concurrency = 4
 
 def start(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "dispatcher", *args, "--quiet"],
+        [sys.executable, "-m", "dispatcher", *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
 
 def run_id_of(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first.startswith("RunId "), first + (proc.stderr.read() if proc.stderr else "")
+    """The RunId a run announces first on stderr (stdout holds only the summary JSON)."""
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    assert first.startswith("RunId "), first + proc.stderr.read()
     return first.split()[1]
 
 
@@ -130,8 +131,8 @@ def test_status_and_retry_of_failures(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert first.returncode == 0, first.stderr
-    run_id = first.stdout.split()[1]
+    assert first.returncode == 3, first.stderr  # the run completed, with failures
+    run_id = json.loads(first.stdout)["RunId"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ByStatus"] == {"HOOK_FAILURE": 50, "SUCCESS": 70}
 
@@ -215,7 +216,7 @@ def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: i
         def launch(*extra: str) -> subprocess.Popen[str]:
             return subprocess.Popen(
                 [sys.executable, "-m", "dispatcher", "run", str(cfg), "--out", str(out),
-                 "--quiet", *extra],
+                 *extra],
                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             )  # fmt: skip
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from dispatcher.channels.base import Message, SenderContext, SendResult
-from dispatcher.errors import ConfigError
+from dispatcher.errors import ConfigError, StorageError
 
 FILE_NAME = "outbox.jsonl"
 
@@ -29,13 +29,16 @@ class OutboxSender:
     def __init__(self, path: Path, run_id: str = "") -> None:
         self.path = path
         self.run_id = run_id
-        # Unbuffered: each batch is one write(2), which a killed process cannot tear.
-        self._file = path.open("ab", buffering=0)
-        if self._file.tell() > 0:
-            with path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a line torn by a crash: close it, never truncate
-                    self._file.write(b"\n")
+        try:
+            # Unbuffered: each batch is one write(2), which a killed process cannot tear.
+            self._file = path.open("ab", buffering=0)
+            if self._file.tell() > 0:
+                with path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":  # a line torn by a crash: close it, never truncate
+                        self._file.write(b"\n")
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror}", path=str(path)) from None
 
     async def send(self, messages: Sequence[Message]) -> list[SendResult]:
         lines = []
@@ -54,9 +57,16 @@ class OutboxSender:
             line["RunId"] = self.run_id
             lines.append(orjson.dumps(line))
         data = b"\n".join(lines) + b"\n"
-        written = self._file.write(data)
-        if written != len(data):  # only on a full disk or similar; never report a torn write
-            raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
+        try:
+            written = self._file.write(data)
+        except OSError as exc:
+            written, reason = None, exc.strerror
+        else:
+            reason = f"short write ({written} of {len(data)} bytes)"
+        if written != len(data):
+            # A full disk or a file size limit: stop the run. The lines that made it are
+            # the record a resume reconciles with; a torn last line was never sent.
+            raise StorageError(f"cannot write {self.path}: {reason}", path=str(self.path))
         return [SendResult.ok() for _ in messages]
 
     def sent_ids(self) -> dict[str, tuple[str, str]]:

@@ -118,10 +118,9 @@ async def invoke_with_policy(
         with anyio.fail_after(policy.deadline + 1):  # belt and braces over attempt budgets
             return await retrying(attempt)
     except HookError as exc:
-        elapsed = time.monotonic() - started
+        # No timing in the reason: equal failures must read the same, so they group.
         raise type(exc)(
-            f"{exc.reason} (after {made} attempt{'s' * (made != 1)}, {elapsed:.1f} s)",
-            function=transport.name,
+            f"{exc.reason} (after {made} attempt{'s' * (made != 1)})", function=transport.name
         ) from exc
     except TimeoutError as exc:
         raise HookAttemptError(

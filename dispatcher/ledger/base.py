@@ -51,8 +51,11 @@ class RunInfo:
     started_at: str
     attempt: int = 1
     state: str = "RUNNING"
+    """RUNNING, INTERRUPTED (stopped or killed; resumable) or FINISHED."""
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    fingerprints: dict[str, Any] = field(default_factory=dict)
+    """``segment`` and ``campaign`` as recorded when the run started (see ``fingerprint``)."""
 
 
 class LineSet:
@@ -144,6 +147,19 @@ class Ledger(Protocol):
         """Claims of ``sender`` with no recorded result: (endpoint id, line)."""
 
     async def aclose(self) -> None: ...
+
+
+class LocalLedger(Ledger, Protocol):
+    """What one machine's ledger adds: the once-per-ledger rule and run states."""
+
+    async def runs_of(self, application_id: str, campaign_id: str) -> list[RunInfo]:
+        """Every run of the campaign this ledger holds, oldest first."""
+
+    async def claimed(self, run_id: str) -> int:
+        """Endpoints of the run that were sent, or may have been (claims in doubt)."""
+
+    async def set_state(self, run_id: str, state: str) -> None:
+        """Record the run's state (e.g. INTERRUPTED after a stop, or on repair)."""
 
 
 class FleetLedger(Ledger, Protocol):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,12 @@ class SqliteLedger:
 
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = path
-        try:
+        with self._guard("cannot open"):
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous}")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise LedgerError(f"cannot open ledger {str(path)!r}: {exc}") from exc
         self._outcomes: list[tuple[Any, ...]] = []
         self._release: list[tuple[int, str]] = []
         self._sent: list[tuple[str, str, int, float]] = []
@@ -70,8 +69,11 @@ class SqliteLedger:
         ``start_run``)."""
         key = self._keys.get(run_id)
         if key is None:
-            self._db.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
-            row = self._db.execute("SELECT run FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            with self._guard():
+                self._db.execute("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", (run_id,))
+                row = self._db.execute(
+                    "SELECT run FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
             key = self._keys[run_id] = int(row[0])
         return key
 
@@ -81,33 +83,58 @@ class SqliteLedger:
         if existing is not None:
             run.attempt = existing.attempt + 1
         self._attempt[run.run_id] = run.attempt
-        info = orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
         with self._tx():
             self._db.execute(
                 "INSERT INTO runs (run_id, info) VALUES (?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET info = excluded.info",
-                (run.run_id, info),
+                (run.run_id, _dump(run)),
             )
         self._key(run.run_id)
 
     async def get_run(self, run_id: str) -> RunInfo | None:
-        row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        with self._guard():
+            row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None or row[0] is None:
             return None
-        return RunInfo(**orjson.loads(row[0]))
+        return _run_info(row[0])
+
+    async def runs_of(self, application_id: str, campaign_id: str) -> list[RunInfo]:
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT info FROM runs WHERE info IS NOT NULL ORDER BY run"
+            ).fetchall()
+        runs = [_run_info(info) for (info,) in rows]
+        return [r for r in runs
+                if r.application_id == application_id and r.campaign_id == campaign_id]  # fmt: skip
+
+    async def claimed(self, run_id: str) -> int:
+        await self.flush()
+        with self._guard():
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM claims WHERE run = ?", (self._key(run_id),)
+            ).fetchone()
+        return int(n)
+
+    async def set_state(self, run_id: str, state: str) -> None:
+        await self.flush()
+        run = await self.get_run(run_id)
+        if run is None:
+            raise LedgerError(f"run {run_id} is not in the ledger {self.path}", path=str(self.path))
+        run.state = state
+        with self._tx():
+            self._db.execute("UPDATE runs SET info = ? WHERE run_id = ?", (_dump(run), run_id))
 
     async def finish_run(self, run_id: str, *, finished_at: str, summary: dict[str, Any]) -> None:
         await self.flush()
         run = await self.get_run(run_id)
         if run is None:
-            raise LedgerError(f"run {run_id} is not in the ledger")
+            raise LedgerError(f"run {run_id} is not in the ledger {self.path}", path=str(self.path))
         run.state, run.finished_at = "FINISHED", finished_at
         run.extra["hook_invocations"] = summary.get("HookInvocations", 0)
-        info = orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
         with self._tx():
             self._db.execute(
                 "UPDATE runs SET info = ?, summary = ? WHERE run_id = ?",
-                (info, orjson.dumps(summary), run_id),
+                (_dump(run), orjson.dumps(summary), run_id),
             )
 
     # -- outcomes and claims -------------------------------------------------------------
@@ -127,8 +154,9 @@ class SqliteLedger:
             query += f" AND status IN ({','.join('?' * len(wanted))})"
             params += wanted
         found = LineSet()
-        for (line,) in self._db.execute(query, params):
-            found.add(line)
+        with self._guard():
+            for (line,) in self._db.execute(query, params):
+                found.add(line)
         return found
 
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
@@ -162,6 +190,7 @@ class SqliteLedger:
                 else:
                     answers.append(Claim.SENT if prior[1] else Claim.IN_DOUBT)
             self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?)", fresh)
+        self._clear_pending()
         return answers
 
     async def record(
@@ -186,23 +215,25 @@ class SqliteLedger:
             await self.flush()
 
     def _write_pending(self) -> None:
+        """Write what ``record`` buffered; it stays buffered until the commit succeeds."""
         if self._outcomes:
             self._db.executemany(
                 "INSERT OR REPLACE INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._outcomes
             )
-            self._outcomes = []
         if self._release:
             self._db.executemany("DELETE FROM claims WHERE run = ? AND endpoint_id = ?",
                                  self._release)  # fmt: skip
-            self._release = []
         if self._sent:
             self._db.executemany("INSERT INTO sends VALUES (?, ?, ?, ?)", self._sent)
-            self._sent = []
+
+    def _clear_pending(self) -> None:
+        self._outcomes, self._release, self._sent = [], [], []
 
     async def flush(self) -> None:
         if self._outcomes or self._release or self._sent:
             with self._tx():
                 self._write_pending()
+            self._clear_pending()
 
     # -- reads ---------------------------------------------------------------------------
     async def history(
@@ -213,65 +244,123 @@ class SqliteLedger:
         for start in range(0, len(endpoint_ids), 500):
             part = list(endpoint_ids[start : start + 500])
             marks = ",".join("?" * len(part))
-            for eid, daily, total in self._db.execute(
-                f"SELECT endpoint_id, SUM(sent_at >= ?), SUM(campaign_id = ?) FROM sends "
-                f"WHERE endpoint_id IN ({marks}) GROUP BY endpoint_id",
-                (since, campaign_id, *part),
-            ):
+            with self._guard():
+                rows = self._db.execute(
+                    f"SELECT endpoint_id, SUM(sent_at >= ?), SUM(campaign_id = ?) FROM sends "
+                    f"WHERE endpoint_id IN ({marks}) GROUP BY endpoint_id",
+                    (since, campaign_id, *part),
+                ).fetchall()
+            for eid, daily, total in rows:
                 out[eid] = (int(daily or 0), int(total or 0))
         return out
 
     async def counts(self, run_id: str) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT status, COUNT(*) FROM outcomes WHERE run = ? GROUP BY status",
-            (self._key(run_id),),
-        )
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT status, COUNT(*) FROM outcomes WHERE run = ? GROUP BY status",
+                (self._key(run_id),),
+            ).fetchall()
         return {status: n for status, n in rows}
+
+    async def reasons(
+        self, run_id: str, statuses: Sequence[str], limit: int = 3
+    ) -> list[tuple[str, str, int]]:
+        """The most frequent (status, reason, count) among outcomes with ``statuses``."""
+        await self.flush()
+        marks = ",".join("?" * len(statuses))
+        with self._guard():
+            rows = self._db.execute(
+                f"SELECT status, reason, COUNT(*) AS n FROM outcomes WHERE run = ? AND "
+                f"status IN ({marks}) GROUP BY status, reason ORDER BY n DESC LIMIT ?",
+                (self._key(run_id), *statuses, limit),
+            ).fetchall()
+        return [(st, reason or "", int(n)) for st, reason, n in rows]
 
     async def outcomes(
         self, run_id: str, *, lines: tuple[int, int] | None = None
     ) -> AsyncIterator[list[Outcome]]:
         await self.flush()
         first, last = lines or (0, 1 << 62)
-        cur = self._db.execute(
-            "SELECT line, endpoint_id, status, reason, channel, treatment FROM outcomes "
-            "WHERE run = ? AND line BETWEEN ? AND ? ORDER BY line",
-            (self._key(run_id), first, last),
-        )
-        while rows := cur.fetchmany(2000):
+        with self._guard():
+            cur = self._db.execute(
+                "SELECT line, endpoint_id, status, reason, channel, treatment FROM outcomes "
+                "WHERE run = ? AND line BETWEEN ? AND ? ORDER BY line",
+                (self._key(run_id), first, last),
+            )
+        while True:
+            with self._guard():
+                rows = cur.fetchmany(2000)
+            if not rows:
+                return
             yield [Outcome(line, eid, Status(st), reason, ch, tr)
                    for line, eid, st, reason, ch, tr in rows]  # fmt: skip
 
     async def in_doubt(self, run_id: str, sender: str) -> list[tuple[str, int]]:
         await self.flush()
-        rows = self._db.execute(
-            "SELECT c.endpoint_id, c.line FROM claims c LEFT JOIN outcomes o "
-            "ON o.run = c.run AND o.line = c.line "
-            "WHERE c.run = ? AND c.sender = ? AND (o.status IS NULL OR o.status != 'SUCCESS')",
-            (self._key(run_id), sender),
-        )
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT c.endpoint_id, c.line FROM claims c LEFT JOIN outcomes o "
+                "ON o.run = c.run AND o.line = c.line "
+                "WHERE c.run = ? AND c.sender = ? AND (o.status IS NULL OR o.status != 'SUCCESS')",
+                (self._key(run_id), sender),
+            ).fetchall()
         return [(eid, line) for eid, line in rows]
 
     async def aclose(self) -> None:
-        await self.flush()
-        self._db.close()
+        try:
+            await self.flush()
+        finally:
+            self._db.close()
 
     # -- helpers -------------------------------------------------------------------------
     def _tx(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self.path)
+
+    @contextmanager
+    def _guard(self, doing: str = "cannot read") -> Iterator[None]:
+        """Map SQLite's errors to ``LedgerError`` naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _ledger_error(self.path, exc, doing) from exc
+
+
+def _dump(run: RunInfo) -> bytes:
+    return orjson.dumps({k: getattr(run, k) for k in RunInfo.__dataclass_fields__})
+
+
+def _run_info(info: str | bytes) -> RunInfo:
+    fields = orjson.loads(info)
+    return RunInfo(**{k: v for k, v in fields.items() if k in RunInfo.__dataclass_fields__})
+
+
+def _ledger_error(path: Path, exc: sqlite3.Error, doing: str) -> LedgerError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "corrupt" in text
+    ):
+        return LedgerError(
+            f"ledger {path} is damaged ({text}); restore it from a backup (nothing was sent "
+            "twice: claims are written before sends)",
+            path=str(path),
+        )
+    if "full" in text or "too large" in text.lower():
+        return LedgerError(f"ledger {path}: {text} (free disk space)", path=str(path))
+    return LedgerError(f"ledger {path}: {doing}: {text}", path=str(path))
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on error, errors mapped to LedgerError."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
         self._db = db
+        self._path = path
 
     def __enter__(self) -> None:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise LedgerError(f"ledger unavailable: {exc}") from exc
+            raise _ledger_error(self._path, exc, "unavailable") from exc
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None:
@@ -279,8 +368,14 @@ class _Transaction:
                 self._db.execute("COMMIT")
                 return
             except sqlite3.Error as err:
-                self._db.execute("ROLLBACK")
-                raise LedgerError(f"ledger write failed: {err}") from err
-        self._db.execute("ROLLBACK")
+                self._rollback()
+                raise _ledger_error(self._path, err, "write failed") from err
+        self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise LedgerError(f"ledger write failed: {exc}") from exc
+            raise _ledger_error(self._path, exc, "write failed") from exc
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite already rolled back (e.g. on SQLITE_FULL); the write is undone

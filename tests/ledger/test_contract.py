@@ -54,6 +54,16 @@ async def test_run_lifecycle(ledgers: Ledgers) -> None:
         await ledger.finish_run("no-such-run", finished_at="x", summary={})
 
 
+async def test_run_fingerprints_round_trip(ledgers: Ledgers) -> None:
+    ledger = ledgers.new()
+    run = run_info(R)
+    run.fingerprints = {"segment": {"Kind": "file", "Size": 3, "Digest": "ab"},
+                        "campaign": {"campaign.Id": "camp-1", "Hook.Mode": None}}  # fmt: skip
+    await ledger.start_run(run)
+    stored = await ledgers.new().get_run(R)
+    assert stored is not None and stored.fingerprints == run.fingerprints
+
+
 async def test_claim_answers(ledgers: Ledgers) -> None:
     ledger = ledgers.new()
     await ledger.start_run(run_info(R))
@@ -405,6 +415,6 @@ def test_run_info_round_trip_fields_are_covered() -> None:
     """A new RunInfo field must be stored by both ledgers: this lists what they store."""
     assert set(RunInfo.__dataclass_fields__) == {
         "run_id", "config", "segment", "campaign_id", "application_id", "started_at",
-        "attempt", "state", "finished_at", "extra",
+        "attempt", "state", "finished_at", "extra", "fingerprints",
     }  # fmt: skip
     assert Status.SUCCESS == "SUCCESS"

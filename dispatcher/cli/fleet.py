@@ -1,0 +1,106 @@
+"""``dispatcher submit`` and ``worker``: a fleet of workers on an SQS queue."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+import anyio
+
+from dispatcher.cli.common import EXIT_ENVIRONMENT, EXIT_OK, say
+from dispatcher.config import load_settings
+from dispatcher.errors import ConfigError, DispatchError
+
+
+def region_of(args: argparse.Namespace) -> str:
+    """``--region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, as the AWS CLI reads them."""
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise ConfigError("set --region or AWS_REGION", key="--region")
+    return str(region)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from dispatcher.aws import AwsClients
+    from dispatcher.submit import submit
+
+    async def go() -> tuple[str, int]:
+        settings = load_settings(args.config)
+        clients = AwsClients(settings.project.region)
+        try:
+            return await submit(args.config, queue_url=args.queue, clients=clients,
+                                segment=args.segment, output=args.output, table=args.ledger_table,
+                                target_records=args.shard_size,
+                                campaign_json=args.campaign_json,
+                                settings_json=args.settings_json)  # fmt: skip
+        finally:
+            await clients.aclose()
+
+    run_id, jobs = anyio.run(go)
+    print(f"RunId {run_id}", flush=True)
+    say(f"{jobs} shard jobs on {args.queue}")
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from dispatcher.aws import AwsClients
+    from dispatcher.worker import Worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    region = region_of(args)
+
+    async def go() -> int:
+        clients = AwsClients(region, max_pool_connections=64)
+        worker = Worker(queue_url=args.queue, clients=clients, grace=args.grace,
+                        wait_time=args.wait, burst=args.burst)  # fmt: skip
+        try:
+            if args.check:
+                try:
+                    await worker.check()
+                except DispatchError as exc:
+                    say(f"dispatcher: unhealthy: {exc}", error=True)
+                    return EXIT_ENVIRONMENT
+                print("ok")
+                return EXIT_OK
+            runner = None
+            if args.metrics_port is not None:
+                from dispatcher.metrics import serve_metrics
+
+                runner = await serve_metrics(worker, args.metrics_host, args.metrics_port)
+            try:
+                await worker.run()
+            finally:
+                if runner is not None:
+                    await runner.cleanup()
+            return EXIT_OK
+        finally:
+            await clients.aclose()
+
+    return anyio.run(go)
+
+
+def register(sub: Any) -> None:
+    submit = sub.add_parser("submit", help="split a run into shard jobs on an SQS queue")
+    submit.add_argument("config", help="campaign config (TOML)")
+    submit.add_argument("--queue", required=True, metavar="QUEUE_URL")
+    submit.add_argument("--segment", help="s3://bucket/key or s3://bucket/prefix/")
+    submit.add_argument("--output", metavar="S3_PREFIX", help="where outcomes and summary go")
+    submit.add_argument("--ledger-table", help="DynamoDB ledger table ([ledger] dynamodb_table)")
+    submit.add_argument("--shard-size", type=int, default=5000, help="records per shard job")
+    submit.add_argument("--campaign-json", metavar="FILE")
+    submit.add_argument("--settings-json", metavar="FILE")
+    submit.set_defaults(func=_submit)
+
+    worker = sub.add_parser("worker", help="run shard jobs from an SQS queue (a fleet member)")
+    worker.add_argument("--queue", required=True, metavar="QUEUE_URL")
+    worker.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    worker.add_argument("--check", action="store_true", help="health check: exit 0 if ready")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--grace", type=float, default=30.0,
+                        help="seconds an in-flight shard gets after SIGTERM (default 30)")
+    worker.add_argument("--wait", type=int, default=20, help="long-poll seconds (default 20)")
+    worker.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
+    worker.add_argument("--metrics-host", default="127.0.0.1")
+    worker.set_defaults(func=_worker)

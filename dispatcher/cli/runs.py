@@ -1,0 +1,314 @@
+"""``dispatcher run``, ``retry``, ``status`` and ``preview``: one machine's campaign sends."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import orjson
+
+from dispatcher.cli.common import (
+    EXIT_ENVIRONMENT,
+    EXIT_FAILURES,
+    EXIT_OK,
+    Interrupted,
+    Output,
+    Supervisor,
+    max_failures,
+    print_json,
+    tally,
+)
+from dispatcher.config import Settings, load_settings
+from dispatcher.errors import ConfigError, LedgerBusy, RunInterrupted, StorageError
+from dispatcher.model import Status, Summary
+
+RETRYABLE = ("THROTTLED", "TEMPORARY_FAILURE", "HOOK_FAILURE")
+
+
+def _settings(config: str, args: argparse.Namespace) -> Settings:
+    settings = load_settings(
+        config,
+        campaign_json=getattr(args, "campaign_json", None),
+        settings_json=getattr(args, "settings_json", None),
+    )
+    if getattr(args, "segment_format", None):
+        settings = replace(settings, segment_format=args.segment_format)
+    return settings
+
+
+def _ledger_arg(args: argparse.Namespace) -> bool | Path:
+    if getattr(args, "no_ledger", False):
+        return False
+    return Path(args.ledger) if args.ledger else True
+
+
+def _continue_command(args: argparse.Namespace, run_id: str) -> str:
+    """The command that picks an interrupted or failed attempt up where it stopped."""
+    if args.command == "retry":
+        words = ["dispatcher", "retry", run_id, "--out", args.out]
+    else:
+        words = ["dispatcher", "run", args.config, "--resume", run_id, "--out", args.out]
+        for flag in ("segment", "segment_format", "campaign_json", "settings_json"):
+            value = getattr(args, flag, None)
+            if value:
+                words += [f"--{flag.replace('_', '-')}", value]
+    if args.ledger:
+        words += ["--ledger", args.ledger]
+    return shlex.join(words)
+
+
+def _execute(
+    args: argparse.Namespace, settings: Settings, out: Output, **kwargs: Any
+) -> int:
+    """Run ``dispatch()`` under signal handling; map its ending to the exit code."""
+    from dispatcher.dispatch import dispatch
+
+    started: list[str] = []
+
+    def on_start(run_id: str) -> None:
+        started.append(run_id)
+        out(f"RunId {run_id}")
+
+    supervisor = Supervisor(out, grace=settings.dispatch.hook_deadline + 5)
+
+    async def work(stop: anyio.Event) -> Summary:
+        return await dispatch(settings, out_dir=args.out, ledger=_ledger_arg(args),
+                              on_start=on_start, progress=not args.quiet, stop=stop,
+                              **kwargs)  # fmt: skip
+
+    def hint(run_id: str) -> str:
+        return f"resume with: {_continue_command(args, run_id)}"
+
+    try:
+        summary = supervisor.run(work)
+    except RunInterrupted as exc:
+        if isinstance(exc.summary, Summary):
+            out(tally(exc.summary, "stopped"))
+        out(f"dispatcher: {hint(exc.run_id)}", error=True)
+        raise Interrupted(supervisor.code or 130) from None
+    except Interrupted:
+        if started:
+            out(f"dispatcher: {hint(started[0])}", error=True)
+        raise
+    except StorageError as exc:
+        then = f"; fix the cause, then {hint(started[0])}" if started else ""
+        out(f"dispatcher: {exc}{then}", error=True)
+        return EXIT_ENVIRONMENT
+    print_json(summary.to_json())
+    for line in summary.empty_variables:
+        out(f"dispatcher: {line}")
+    out(tally(summary, "dry run finished" if summary.dry_run else "finished"))
+    count, percent = args.max_failures
+    return EXIT_FAILURES if summary.failed_beyond(count, percent=percent) else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args.config, args)
+    dry_run: bool | str = False
+    if args.dry_run:
+        dry_run = True if args.dry_run_mode in (None, "hook") else "no-hook"
+    elif args.dry_run_mode is not None:
+        raise ConfigError("--dry-run-mode needs --dry-run", key="--dry-run")
+    return _execute(
+        args, settings, Output(args.quiet),
+        segment=args.segment, run_id=args.resume, resume=bool(args.resume),
+        dry_run=dry_run, send_again=args.send_again,
+        force_changed_input=args.force_changed_input,
+    )  # fmt: skip
+
+
+async def _run_info(args: argparse.Namespace) -> Any:
+    """(RunInfo, counts by status, shards, ledger path) from the run's ledger."""
+    table = getattr(args, "ledger_table", None)
+    if table:
+        from dispatcher.aws import AwsClients
+        from dispatcher.cli.fleet import region_of
+        from dispatcher.ledger.dynamodb import DynamoLedger
+
+        clients = AwsClients(region_of(args))
+        ledger: Any = DynamoLedger(table, clients=clients)
+        where = f"DynamoDB table {table}"
+        path = None
+    else:
+        from dispatcher.ledger import LEDGER_FILE, SqliteLedger
+
+        clients = None
+        path = Path(args.ledger) if args.ledger else Path(args.out) / LEDGER_FILE
+        if not path.is_file():
+            raise ConfigError(f"no ledger at {path} (use --out DIR or --ledger PATH)", key="--out")
+        ledger = SqliteLedger(path)
+        where = str(path)
+    try:
+        info = await ledger.get_run(args.run_id)
+        if info is None:
+            raise ConfigError(f"run {args.run_id} is not in the ledger {where}", key="RUN_ID")
+        shards = await ledger.shards(args.run_id) if table else []
+        return info, await ledger.counts(args.run_id), shards, path
+    finally:
+        await ledger.aclose()
+        if clients is not None:
+            await clients.aclose()
+
+
+def _retry(args: argparse.Namespace) -> int:
+    statuses = [s.strip().upper() for s in args.status.split(",") if s.strip()]
+    unknown = [s for s in statuses if s not in Status.__members__]
+    if unknown or not statuses:
+        raise ConfigError(f"unknown status {', '.join(unknown) or '(none)'}", key="--status")
+    info, _, _, _ = anyio.run(_run_info, args)
+    config = args.config or info.config
+    settings = _settings(config, args)
+    return _execute(
+        args, settings, Output(args.quiet), segment=args.segment, run_id=args.run_id,
+        retry=statuses, force_changed_input=args.force_changed_input,
+    )  # fmt: skip
+
+
+def _live_state(info: Any, path: Path | None) -> tuple[str, int | None]:
+    """RUNNING only while a live process holds the run's ledger; a run marked RUNNING
+    whose process is gone is INTERRUPTED (and is recorded so: the repair)."""
+    if path is None or info.state == "FINISHED":
+        return info.state, None
+    from dispatcher.runlock import RunLock
+
+    lock = RunLock(path)
+    try:
+        lock.acquire(None)
+    except LedgerBusy as busy:
+        if busy.run_id == info.run_id:
+            return "RUNNING", busy.pid
+        return ("INTERRUPTED" if info.state == "RUNNING" else info.state), None
+    try:
+        if info.state == "RUNNING":
+            from dispatcher.ledger import SqliteLedger
+
+            async def repair() -> None:
+                ledger = SqliteLedger(path)
+                try:
+                    await ledger.set_state(info.run_id, "INTERRUPTED")
+                finally:
+                    await ledger.aclose()
+
+            anyio.run(repair)
+        return "INTERRUPTED", None
+    finally:
+        lock.release()
+
+
+def _status(args: argparse.Namespace) -> int:
+    info, counts, shards, path = anyio.run(_run_info, args)
+    state, pid = _live_state(info, path)
+    report: dict[str, Any] = {
+        "RunId": info.run_id,
+        "State": state,
+        "Attempt": info.attempt,
+        "CampaignId": info.campaign_id,
+        "Segment": info.segment,
+        "StartedAt": info.started_at,
+        "FinishedAt": info.finished_at,
+        "Settled": sum(counts.values()),
+        "ByStatus": dict(sorted(counts.items())),
+    }
+    if pid is not None:
+        report["Pid"] = pid
+    if shards or "shards" in info.extra:
+        states = Counter(str(s.get("state", "?")) for s in shards)
+        report["Shards"] = {"Total": info.extra.get("shards", len(shards)), **states}
+    if args.json:
+        print_json(report)
+        return EXIT_OK
+    print(f"run {info.run_id}  {state}  attempt {info.attempt}  campaign {info.campaign_id}")
+    print(f"started {info.started_at}  finished {info.finished_at or '-'}")
+    print(f"settled {report['Settled']:,} records")
+    for status, n in report["ByStatus"].items():
+        print(f"  {status:<20}{n:>12,}")
+    if "Shards" in report:
+        print("shards " + "  ".join(f"{k} {v}" for k, v in report["Shards"].items()))
+    return EXIT_OK
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from dispatcher.dispatch import preview
+
+    if args.n < 1:
+        raise ConfigError(f"must be at least 1, got {args.n}", key="-n")
+    settings = _settings(args.config, args)
+    lines = anyio.run(lambda: preview(settings, limit=args.n, segment=args.segment,
+                                      hook=not args.no_hook))  # fmt: skip
+    for line in lines:
+        print(orjson.dumps(line).decode())
+    return EXIT_OK
+
+
+def _common_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", metavar="PATH",
+                        help="ledger file (default: OUT/ledger.sqlite); share one to share caps")
+    parser.add_argument("--quiet", action="store_true",
+                        help="nothing on stderr but errors (no progress, no tally)")
+    parser.add_argument("--max-failures", type=max_failures, default=(0, None),
+                        metavar="N|N%",
+                        help="exit 0, not 3, when at most this many records (or this "
+                             "percentage) end in a failure status (default 0)")
+    parser.add_argument("--force-changed-input", action="store_true",
+                        help="continue a run although its segment or campaign changed")
+
+
+def _campaign_json_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--campaign-json", metavar="FILE",
+                        help="campaign from `aws pinpoint get-campaign` output")
+    parser.add_argument("--settings-json", metavar="FILE",
+                        help="project settings from `aws pinpoint get-application-settings`")
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a campaign send over a segment")
+    run.add_argument("config", help="campaign config (TOML)")
+    run.add_argument("--segment", help="segment source (overrides [segment] source)")
+    run.add_argument("--segment-format", choices=("jsonl", "csv"),
+                     help="segment format (default: from the file extension)")
+    run.add_argument("--out", default="out", help="output directory (default: out)")
+    run.add_argument("--resume", metavar="RUN_ID", help="finish a run that stopped")
+    _campaign_json_flags(run)
+    run.add_argument("--no-ledger", action="store_true",
+                     help="no ledger: no resume, retry, caps or send-once check (benchmarks)")
+    run.add_argument("--send-again", action="store_true",
+                     help="start a new run of a campaign that the ledger says was already sent")
+    run.add_argument("--dry-run", action="store_true",
+                     help="everything but the send (--dry-run=no-hook: nor the hook); writes "
+                          "OUT/preview.jsonl and OUT/outcomes.jsonl, records nothing")
+    run.add_argument("--dry-run-mode", choices=("hook", "no-hook"), help=argparse.SUPPRESS)
+    _common_run_flags(run)
+    run.set_defaults(func=_run)
+
+    retry = sub.add_parser("retry", help="dispatch again the endpoints of a run that failed")
+    retry.add_argument("run_id", metavar="RUN_ID")
+    retry.add_argument("--status", default=",".join(RETRYABLE),
+                       help=f"statuses to retry (default: {','.join(RETRYABLE)})")
+    retry.add_argument("--config", help="config file (default: the one the run used)")
+    retry.add_argument("--segment", help="segment source (default: the one the run used)")
+    retry.add_argument("--out", default="out", help="the run's output directory")
+    _common_run_flags(retry)
+    retry.set_defaults(func=_retry)
+
+    preview = sub.add_parser("preview", help="print the first rendered messages; send nothing")
+    preview.add_argument("config", help="campaign config (TOML)")
+    preview.add_argument("-n", type=int, default=5, help="how many messages (default 5)")
+    preview.add_argument("--segment", help="segment source (overrides [segment] source)")
+    preview.add_argument("--segment-format", choices=("jsonl", "csv"))
+    preview.add_argument("--no-hook", action="store_true", help="do not call the hook")
+    _campaign_json_flags(preview)
+    preview.set_defaults(func=_preview)
+
+    status = sub.add_parser("status", help="progress and counts of a run (also while it runs)")
+    status.add_argument("run_id", metavar="RUN_ID")
+    status.add_argument("--out", default="out", help="the run's output directory")
+    status.add_argument("--ledger", metavar="PATH", help="ledger file (default: OUT/ledger.sqlite)")
+    status.add_argument("--ledger-table", help="DynamoDB ledger table of a fleet run")
+    status.add_argument("--region", help="AWS region of the ledger table")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=_status)
