@@ -233,7 +233,6 @@ def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: i
             proc = launch("--resume", run_id)
             assert run_id_of(proc) == run_id
         _, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err
         assert kills >= 1
         delivered = Counter(m["DestinationPhoneNumber"] for m in server.messages())
 
@@ -247,6 +246,8 @@ def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: i
     assert all("in doubt" in o["Reason"] for o in outcomes if o["Status"] != "SUCCESS")
     assert success <= set(delivered) <= success | doubt
     assert len(doubt) <= 4 * 10 * kills  # at most the batches in flight at each kill
+    # Sends in doubt are failures of the run: it completed, and says so with exit 3.
+    assert proc.returncode == (3 if doubt else 0), err
 
 
 @pytest.mark.anyio

@@ -151,7 +151,7 @@ source = "seg.jsonl"
 endpoint_url = "{url}"
 """)
         result = run(str(tmp_path / "c.toml"), "--out", str(tmp_path / "out"))
-        assert result.returncode == 0, result.stderr
+        assert result.returncode == 3, result.stderr  # completed, with a failed record
         [outcome] = read_jsonl(tmp_path / "out" / "outcomes.jsonl")
         assert outcome["Status"] == "HOOK_FAILURE"
         assert reason in outcome["Reason"], outcome["Reason"]
