@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from aiobotocore.session import AioSession
 
 
+def _proxied_loopback(endpoint_url: str) -> bool:
+    """Whether a loopback endpoint would go through a proxy of the environment."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from dispatcher.net import is_loopback
+
+    scheme = urlsplit(endpoint_url).scheme
+    host = urlsplit(endpoint_url).hostname or ""
+    return is_loopback(host) and bool(urllib.request.getproxies().get(scheme))
+
+
 class AwsClients:
     """Creates and caches aiobotocore clients; close it once at the end of the run."""
 
@@ -61,17 +73,26 @@ class AwsClients:
         async with self._lock:
             client = self._clients.get(key)
             if client is None:
-                from aiobotocore.config import AioConfig
-
-                creator = self.session.create_client(
-                    service,
-                    region_name=key[2],
-                    endpoint_url=endpoint_url,
-                    config=AioConfig(**self.config_options),
-                )
-                client = await self._stack.enter_async_context(creator)
+                client = await self._create(service, key[2], endpoint_url, {})
+                if _proxied_loopback(client.meta.endpoint_url):
+                    # A local endpoint is never reached through HTTP(S)_PROXY (botocore
+                    # would, without NO_PROXY): endpoint data must not leave the machine.
+                    client = await self._create(service, key[2], endpoint_url, {"proxies": {}})
                 self._clients[key] = client
         return client
+
+    async def _create(
+        self, service: str, region: str, endpoint_url: str | None, extra: dict[str, Any]
+    ) -> Any:
+        from aiobotocore.config import AioConfig
+
+        creator = self.session.create_client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=AioConfig(**self.config_options, **extra),
+        )
+        return await self._stack.enter_async_context(creator)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

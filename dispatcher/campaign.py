@@ -17,8 +17,8 @@ A/B treatments and holdout (``HoldoutPercent``, ``TreatmentName``, ``AdditionalT
     ``MessageConfiguration`` inherits the campaign's; one with its own uses it *as a
     whole* (no message-by-message merge) and must have a message for every channel the
     campaign sends. A treatment's ``Schedule`` is accepted and ignored (a run has one
-    schedule, the campaign's); a treatment ``TemplateConfiguration`` naming a template is
-    refused, since message templates are not supported.
+    schedule, the campaign's). A treatment's ``TemplateConfiguration`` is merged into its
+    messages when the config is read (``dispatcher.templates``).
 
 Quiet time (``Schedule.QuietTime`` over ``[project] QuietTime``)
     Applied in the endpoint's ``Demographic.Timezone`` (an IANA name, via zoneinfo and the
@@ -266,12 +266,6 @@ def _treatment(campaign: Campaign, item: Any, i: int, error: Any) -> Treatment:
         value = item.get(key)
         if value is not None and not isinstance(value, Mapping):
             raise error(f"{where}.{key}", f"expected a table, got {type(value).__name__}")
-    template = item.get("TemplateConfiguration")
-    if template and any(template.values()):
-        raise error(
-            f"{where}.TemplateConfiguration",
-            "message templates are not supported; give the messages in MessageConfiguration",
-        )
     mc = item.get("MessageConfiguration")
     if mc:
         if not isinstance(mc, Mapping):

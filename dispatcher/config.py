@@ -10,8 +10,8 @@ The dispatcher's own tables (``[segment]``, ``[functions.NAME]``, ``[channels.TY
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from dispatcher.model import CHANNEL_TYPES, PUSH_CHANNELS
 
 MESSAGE_KEYS = {
     "DefaultMessage", "ADMMessage", "APNSMessage", "BaiduMessage", "GCMMessage",
-    "EmailMessage", "SMSMessage", "CustomMessage", "InAppMessage",
+    "EmailMessage", "SMSMessage", "CustomMessage", "InAppMessage", "VoiceMessage",
 }  # fmt: skip
+"""Campaign MessageConfiguration keys (``VoiceMessage``: a voice template's content, sent
+through the outbox or a custom channel; Pinpoint campaigns had no voice channel)."""
 
 PUSH_MESSAGE_KEY = {
     "GCM": "GCMMessage", "APNS": "APNSMessage", "APNS_SANDBOX": "APNSMessage",
@@ -78,6 +80,10 @@ class Campaign:
     holdout_percent: int = 0
     additional_treatments: tuple[Mapping[str, Any], ...] = ()
     custom_delivery: Mapping[str, Any] | None = None
+    template_configuration: Mapping[str, Any] | None = None
+    """As given; its templates are already merged into ``message_configuration``."""
+    strict_variables: bool = False
+    """A message variable that renders empty fails its endpoint (PERMANENT_FAILURE)."""
 
     @property
     def custom_types(self) -> frozenset[str]:
@@ -102,6 +108,8 @@ class Campaign:
             return mc.get("SMSMessage") or mc.get("DefaultMessage")
         if channel in PUSH_CHANNELS:
             return mc.get(PUSH_MESSAGE_KEY[channel]) or mc.get("DefaultMessage")
+        if channel == "VOICE":
+            return mc.get("VoiceMessage")
         return None
 
     @property
@@ -120,6 +128,10 @@ class FunctionConfig:
     endpoint_url: str | None = None
     secret: str | None = None
     secret_env: str | None = None
+    secret_id: str | None = None
+    """An AWS Secrets Manager secret (name or ARN) holding the webhook's signing secret."""
+    secret_parameter: str | None = None
+    """An SSM Parameter Store parameter (SecureString) holding it."""
     policy: Path | None = None
     client: str | None = None
 
@@ -163,6 +175,8 @@ class Settings:
     """``[ledger]``: ``path`` (SQLite file) or ``dynamodb_table`` (a worker fleet)."""
     event_stream: Mapping[str, Any] = field(default_factory=dict)
     """``[event_stream]``: ``path`` (JSON lines) or ``DestinationStreamArn``."""
+    notes: tuple[str, ...] = ()
+    """Warnings worth telling the operator once (e.g. template vs inline content)."""
 
     @property
     def hook(self) -> CampaignHook | None:
@@ -185,14 +199,28 @@ class Settings:
 class _Reader:
     """Typed access to a TOML table that reports errors as ``file: dotted.key: ...``."""
 
-    def __init__(self, file: str, table: Mapping[str, Any], prefix: str) -> None:
+    def __init__(
+        self, file: str, table: Mapping[str, Any], prefix: str,
+        origins: Mapping[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.file, self.table, self.prefix = file, table, prefix
+        self.origins = origins or {}
+        """Dotted key -> the file it came from, when not ``file`` (``--campaign-json``)."""
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
 
+    def file_of(self, key: str) -> str:
+        """The file a dotted key was read from: its own origin, or a parent's, or ours."""
+        while key:
+            if key in self.origins:
+                return self.origins[key]
+            key = key.rpartition(".")[0]
+        return self.file
+
     def error(self, name: str, message: str) -> ConfigError:
-        return ConfigError(message, file=self.file, key=self.key(name))
+        key = self.key(name)
+        return ConfigError(message, file=self.file_of(key), key=key)
 
     def get(self, name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = self.table.get(name, default)
@@ -219,7 +247,7 @@ class _Reader:
 
     def sub(self, name: str) -> _Reader | None:
         value = self.get(name, dict)
-        return None if value is None else _Reader(self.file, value, self.key(name))
+        return None if value is None else _Reader(self.file, value, self.key(name), self.origins)
 
     def no_unknown(self, allowed: set[str]) -> None:
         for name in self.table:
@@ -307,6 +335,7 @@ CAMPAIGN_KEYS = {
     "CustomDeliveryConfiguration", "Description", "TemplateConfiguration", "IsPaused",
     "State", "DefaultState", "Version", "Arn", "ApplicationId", "CreationDate",
     "LastModifiedDate", "SegmentId", "SegmentVersion", "tags", "Tags", "Priority",
+    "strict_variables",
 }  # fmt: skip
 
 
@@ -333,6 +362,8 @@ def _campaign(r: _Reader) -> Campaign:
         holdout_percent=r.int_in("HoldoutPercent", 0, 100) or 0,
         additional_treatments=tuple(treatments),
         custom_delivery=r.get("CustomDeliveryConfiguration", dict),
+        template_configuration=r.get("TemplateConfiguration", dict),
+        strict_variables=bool(r.get("strict_variables", bool)),
     )
 
 
@@ -370,7 +401,8 @@ def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
     for name in r.table:
         f = r.sub(name)
         assert f is not None
-        f.no_unknown({"python", "url", "endpoint_url", "secret", "secret_env", "policy", "client"})
+        f.no_unknown({"python", "url", "endpoint_url", *SECRET_KEYS, "policy", "client"})
+        _one_secret(f)
         kinds = [k for k in ("python", "url", "endpoint_url") if f.table.get(k)]
         if len(kinds) > 1:
             raise f.error(kinds[1], f"give only one of python, url, endpoint_url (got {kinds})")
@@ -391,6 +423,8 @@ def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
             endpoint_url=f.get("endpoint_url", str),
             secret=f.get("secret", str),
             secret_env=f.get("secret_env", str),
+            secret_id=f.get("secret_id", str),
+            secret_parameter=f.get("secret_parameter", str),
             policy=_resolve_path(policy, base) if policy else None,
             client=f.get("client", str),
         )
@@ -398,6 +432,16 @@ def _functions(r: _Reader | None, base: Path) -> dict[str, FunctionConfig]:
 
 
 SENDERS = ("outbox", "ses", "sms", "push")
+
+SECRET_KEYS = ("secret", "secret_env", "secret_id", "secret_parameter")
+"""Where a webhook's signing secret comes from: inline (local runs only), an environment
+variable, AWS Secrets Manager, or SSM Parameter Store."""
+
+
+def _one_secret(r: _Reader) -> None:
+    given = [k for k in SECRET_KEYS if r.get(k, str)]
+    if len(given) > 1:
+        raise r.error(given[1], f"give one of {', '.join(SECRET_KEYS)}, not {given}")
 
 
 def _channels(r: _Reader | None) -> dict[str, ChannelConfig]:
@@ -441,6 +485,7 @@ def _dispatch(r: _Reader | None) -> DispatchOptions:
 
 
 TOP_LEVEL = {
+    "templates",
     "project",
     "campaign",
     "segment",
@@ -453,9 +498,20 @@ TOP_LEVEL = {
 }
 
 
-def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
-    """Validate a decoded config document (TOML, or JSON converted by the CLI)."""
-    root = _Reader(file, data, "")
+def parse_settings(
+    data: Mapping[str, Any],
+    file: str,
+    base: Path,
+    *,
+    template_files: Sequence[Path] = (),
+    origins: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate a decoded config document (TOML, or JSON converted by the CLI).
+
+    ``template_files`` are ``--template-json`` files; ``origins`` name the file of keys
+    that came from elsewhere than ``file`` (``load_document`` fills it).
+    """
+    root = _Reader(file, data, "", origins)
     root.no_unknown(TOP_LEVEL)
     project = root.sub("project")
     if project is None:
@@ -463,6 +519,8 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
     campaign = root.sub("campaign")
     if campaign is None:
         raise root.error("campaign", "table is required")
+    notes: list[str] = []
+    campaign = _with_templates(campaign, root.sub("templates"), base, template_files, notes)
     segment = root.sub("segment")
     source = fmt = None
     if segment is not None:
@@ -475,7 +533,8 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
             source = str(_resolve_path(source, base))
     webhook = root.sub("webhook")
     if webhook is not None:
-        webhook.no_unknown({"secret", "secret_env", "timeout"})
+        webhook.no_unknown({*SECRET_KEYS, "timeout"})
+        _one_secret(webhook)
     ledger = root.sub("ledger")
     if ledger is not None:
         ledger.no_unknown({"path", "dynamodb_table"})
@@ -513,10 +572,67 @@ def parse_settings(data: Mapping[str, Any], file: str, base: Path) -> Settings:
         event_stream=dict(stream.table) if stream else {},
     )
     if not settings.campaign.message_configuration and not settings.campaign.custom_types:
-        raise ConfigError(
-            "has no message for any channel", file=file, key="campaign.MessageConfiguration"
-        )
-    return settings
+        raise ConfigError("has no message for any channel",
+                          file=campaign.file_of("campaign.MessageConfiguration"),
+                          key="campaign.MessageConfiguration")  # fmt: skip
+    return replace(settings, notes=tuple(notes))
+
+
+def _with_templates(
+    campaign: _Reader, table: _Reader | None, base: Path, files: Sequence[Path],
+    notes: list[str],
+) -> _Reader:  # fmt: skip
+    """The campaign table with its (and its treatments') templates merged into their
+    MessageConfiguration (``dispatcher.templates`` has the rules)."""
+    from dispatcher.templates import TemplateStore, apply_templates
+
+    directory = None
+    if table is not None:
+        table.no_unknown({"dir"})
+        value = table.get("dir", str)
+        directory = _resolve_path(value, base) if value else None
+    data = dict(campaign.table)
+    treatments = data.get("AdditionalTreatments")
+    uses = [data.get("TemplateConfiguration")]
+    if isinstance(treatments, list):
+        uses += [t.get("TemplateConfiguration") for t in treatments if isinstance(t, Mapping)]
+    if not any(isinstance(u, Mapping) and any(u.values()) for u in uses):
+        return campaign
+    store = TemplateStore(directory, tuple(files), check=_check_template)
+    own = campaign.sub("MessageConfiguration")
+    inline = _message_configuration(own)
+    tc = campaign.get("TemplateConfiguration", dict)
+
+    def apply(mc: Mapping[str, Any], config: Any, key: str) -> dict[str, Any]:
+        return apply_templates(mc, config, store, file=campaign.file_of(key), key=key,
+                               warn=notes.append)  # fmt: skip
+
+    data["MessageConfiguration"] = apply(inline, tc, "campaign.TemplateConfiguration")
+    if isinstance(treatments, list):
+        merged_items = []
+        for i, item in enumerate(treatments):
+            if isinstance(item, Mapping) and (item.get("TemplateConfiguration") or tc):
+                key = f"campaign.AdditionalTreatments[{i}].TemplateConfiguration"
+                item = dict(item)
+                # A treatment inherits the campaign's inline messages and templates
+                # unless it gives its own.
+                messages = item.get("MessageConfiguration") or inline
+                item["MessageConfiguration"] = apply(
+                    messages, item.get("TemplateConfiguration") or tc, key)
+                item.pop("TemplateConfiguration", None)
+            merged_items.append(item)
+        data["AdditionalTreatments"] = merged_items
+    return _Reader(campaign.file, data, campaign.prefix, campaign.origins)
+
+
+def _check_template(source: str, file: str, part: str) -> None:
+    """A template part must compile: else exit 2 naming the file, the part, the position."""
+    from dispatcher.handlebars import TemplateError, compile
+
+    try:
+        compile(source, html=part.endswith("HtmlPart"), where=f"{file}: {part}")
+    except TemplateError as exc:
+        raise ConfigError(str(exc), file=file, key=part) from None
 
 
 def load_config_data(
@@ -530,6 +646,16 @@ def load_config_data(
     ``campaign_json`` / ``settings_json`` replace ``[campaign]`` / merge into
     ``[project]`` from ``aws pinpoint get-campaign`` / ``get-application-settings`` output.
     """
+    return load_document(path, campaign_json=campaign_json, settings_json=settings_json)[0]
+
+
+def load_document(
+    path: str | Path,
+    *,
+    campaign_json: str | Path | None = None,
+    settings_json: str | Path | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``load_config_data``, and where each key laid under the TOML came from."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
@@ -539,9 +665,21 @@ def load_config_data(
         raise ConfigError(f"cannot read config: {exc}", file=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=str(path)) from None
+    origins: dict[str, str] = {}
     if campaign_json or settings_json:
-        data = _merge_pinpoint_json(data, campaign_json, settings_json)
-    return data
+        from dispatcher.pinpoint_json import campaign_table, merge_tables, settings_table
+
+        campaign = campaign_table(campaign_json) if campaign_json else None
+        settings = settings_table(settings_json) if settings_json else None
+        for table, json_file, name in ((campaign, campaign_json, "campaign"),
+                                       (settings, settings_json, "project")):  # fmt: skip
+            own = data.get(name)
+            own = own if isinstance(own, dict) else {}
+            for key in table or {}:
+                if key not in own:
+                    origins[f"{name}.{key}"] = str(json_file)
+        data = merge_tables(data, campaign=campaign, settings=settings)
+    return data, origins
 
 
 def load_settings(
@@ -549,20 +687,11 @@ def load_settings(
     *,
     campaign_json: str | Path | None = None,
     settings_json: str | Path | None = None,
+    template_json: Sequence[str | Path] = (),
 ) -> Settings:
-    """Read and validate a config file (see ``load_config_data``)."""
-    data = load_config_data(path, campaign_json=campaign_json, settings_json=settings_json)
-    return parse_settings(data, str(path), Path(path).parent)
-
-
-def _merge_pinpoint_json(
-    data: dict[str, Any], campaign_json: str | Path | None, settings_json: str | Path | None
-) -> dict[str, Any]:
-    """Lay get-campaign / get-application-settings output under the TOML (TOML wins)."""
-    from dispatcher.pinpoint_json import campaign_table, merge_tables, settings_table
-
-    return merge_tables(
-        data,
-        campaign=campaign_table(campaign_json) if campaign_json else None,
-        settings=settings_table(settings_json) if settings_json else None,
-    )
+    """Read and validate a config file (see ``load_config_data``); ``template_json`` are
+    get-*-template output files (``--template-json``)."""
+    data, origins = load_document(path, campaign_json=campaign_json, settings_json=settings_json)
+    return parse_settings(data, str(path), Path(path).parent,
+                          template_files=tuple(Path(p) for p in template_json),
+                          origins=origins)  # fmt: skip

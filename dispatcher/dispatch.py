@@ -54,6 +54,7 @@ from dispatcher.pipeline import EmptyVariables, NoLimit, Route, Stages, run_stag
 from dispatcher.progress import Counters, show_progress
 from dispatcher.render import Composer
 from dispatcher.runlock import RunLock
+from dispatcher.secrets import resolve_secrets
 from dispatcher.segments import SegmentSource, open_source
 
 RUN_FILE = "run.json"
@@ -98,14 +99,17 @@ def _composers(settings: Settings, treatments: Treatments) -> dict[tuple[str, st
                 )
             try:
                 composers[(tid, channel)] = Composer(
-                    channel, message, overridable=channel in OVERRIDE_CHANNELS, where=where
+                    channel, message, overridable=channel in OVERRIDE_CHANNELS, where=where,
+                    strict=settings.campaign.strict_variables,
                 )
             except ConfigError as exc:
                 raise ConfigError(exc.message, file=settings.file, key=exc.key) from None
     return composers
 
 
-def _custom_sender(settings: Settings, ctx: SenderContext, scheduled_time: str) -> Sender:
+def _custom_sender(
+    settings: Settings, ctx: SenderContext, scheduled_time: str, secrets: Mapping[str, str]
+) -> Sender:
     """The campaign's CustomDeliveryConfiguration: a Lambda function or a webhook."""
     from dispatcher.channels.custom import CustomSender
     from dispatcher.config import CampaignHook
@@ -113,7 +117,7 @@ def _custom_sender(settings: Settings, ctx: SenderContext, scheduled_time: str) 
     campaign = settings.campaign
     uri = str((campaign.custom_delivery or {}).get("DeliveryUri"))
     hook = CampaignHook(web_url=uri) if "://" in uri else CampaignHook(lambda_function_name=uri)
-    transport = create_transport(settings, hook, clients=ctx.clients)
+    transport = create_transport(settings, hook, clients=ctx.clients, secrets=secrets)
     data = (campaign.message_configuration.get("CustomMessage") or {}).get("Data")
     return CustomSender(
         transport,
@@ -133,6 +137,7 @@ async def _senders(
     stack: AsyncExitStack,
     scheduled_time: str,
     preview: Sender | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> dict[str, tuple[str, Sender]]:
     """(sender name, sender) per ChannelType; same sender and options share one.
 
@@ -157,7 +162,7 @@ async def _senders(
             continue
         if channel in settings.campaign.custom_types:
             if custom is None:
-                custom = _custom_sender(settings, ctx, scheduled_time)
+                custom = _custom_sender(settings, ctx, scheduled_time, secrets or {})
                 stack.push_async_callback(custom.aclose)
             out[channel] = ("custom", custom)
             continue
@@ -304,9 +309,12 @@ async def open_context(
     hook = settings.hook
     if preview is not None and (not call_hook or (hook is not None and hook.mode == "DELIVERY")):
         hook = None
+    secrets = await resolve_secrets(settings, clients)
     transport = None
     if hook is not None:
-        transport = create_transport(settings, hook, handlers=handlers, clients=clients)
+        transport = create_transport(
+            settings, hook, handlers=handlers, clients=clients, secrets=secrets
+        )
         stack.push_async_callback(transport.aclose)
         opener = getattr(transport, "open", None)
         if opener is not None:
@@ -327,7 +335,8 @@ async def open_context(
         config_file=settings.file,
         concurrency=d.send_concurrency,
     )
-    by_channel = await _senders(settings, ctx, senders or {}, stack, started_at, preview)
+    by_channel = await _senders(settings, ctx, senders or {}, stack, started_at, preview,
+                                secrets)  # fmt: skip
     stream = None
     if settings.event_stream and preview is None:
         sink = create_sink(settings.event_stream, clients=clients, out_dir=out, file=settings.file)
@@ -684,6 +693,7 @@ async def _dispatch(
     )  # fmt: skip
     ledger = book if not attempt.dry_run else None
     skip = None
+    skipped_in_doubt = 0
     if ledger is not None:
         run = RunInfo(
             run_id=run_id,
@@ -706,7 +716,10 @@ async def _dispatch(
             skip = (await ledger.lines_with_status(run_id)).__contains__
         elif attempt.retry is not None:
             chosen = await ledger.lines_with_status(run_id, attempt.retry)
-            skip = lambda line: line not in chosen  # noqa: E731
+            doubt = await ledger.in_doubt_lines(run_id)
+            # A send in doubt is never repeated: don't even call the hook for it.
+            skipped_in_doubt = sum(1 for line in doubt.lines() if line in chosen)
+            skip = lambda line: line not in chosen or line in doubt  # noqa: E731
     if on_start:
         on_start(run_id)
     log = OutcomeLog(out / OUTCOMES_FILE, append=attempt.continuing)
@@ -730,6 +743,7 @@ async def _dispatch(
         started_at=started_at,
         ignored_hook_ids=stages.ignored_hook_ids,
         dry_run=attempt.dry_run,
+        skipped_in_doubt=skipped_in_doubt,
     )
     summary.empty_variables = stages.empty_variables.report() if stages.empty_variables else []
     if ledger is not None:

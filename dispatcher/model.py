@@ -137,6 +137,8 @@ class Summary:
     dry_run: bool = False
     empty_variables: list[str] = field(default_factory=list)
     """Dry runs: ``"PATH: empty in N of M messages"`` per variable that rendered empty."""
+    skipped_in_doubt: int = 0
+    """Retry: records it did not dispatch because their send is in doubt (maybe sent)."""
     read: int = 0
     """Records read by this attempt (resume and retry replay settled ones too)."""
     elapsed: float = 0.0
@@ -165,6 +167,8 @@ class Summary:
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
         }
+        if self.skipped_in_doubt:
+            data["SkippedInDoubt"] = self.skipped_in_doubt
         if self.dry_run:
             data["DryRun"] = True
             data["EmptyVariables"] = self.empty_variables

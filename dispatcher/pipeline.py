@@ -24,9 +24,10 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from dispatcher.channels.base import Message, Sender, SendResult
 from dispatcher.channels.ratelimit import Limiter
 from dispatcher.chunking import Chunk, Chunker
+from dispatcher.eligibility import AddressSet
 from dispatcher.errors import HookError, SendError, StorageError
 from dispatcher.eventstream import EventStream
-from dispatcher.hooks.base import HookTransport
+from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
 from dispatcher.hooks.events import EventBuilder
 from dispatcher.hooks.invoke import InvokePolicy, invoke_with_policy
 from dispatcher.hooks.result import filter_result
@@ -34,7 +35,7 @@ from dispatcher.ledger import Claim, Ledger, SendClaim
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters
-from dispatcher.render import Composer
+from dispatcher.render import Composer, RenderFailed
 from dispatcher.segments import SegmentSource
 
 
@@ -104,6 +105,8 @@ class Stages:
     no outcome (a resume does them), and ``complete`` turns False."""
     complete: bool = True
     """False when ``stop`` left records without an outcome."""
+    claimed_ids: AddressSet | None = None
+    """Endpoint ids sent in this run, when there is no ledger to claim them in."""
     empty_variables: EmptyVariables | None = None
     """Counts message variables that rendered empty (dry runs)."""
 
@@ -204,12 +207,6 @@ async def hook_worker(
     s: Stages, chunk_rx: ObjectReceiveStream[Chunk], batch_tx: ObjectSendStream[SendBatch]
 ) -> None:
     """Invoke the hook for each chunk under the invoke policy; forward what it keeps."""
-    assert s.transport is not None
-    transport = s.transport
-
-    def count_attempt() -> None:
-        s.counters.hook_invocations += 1
-
     async with chunk_rx, batch_tx:
         async for chunk in chunk_rx:
             if s.stopping():
@@ -220,58 +217,84 @@ async def hook_worker(
                     [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()]
                 )
                 continue
-            if s.delivery_mode and s.ledger is not None:
+            if s.delivery_mode:
                 # Legacy DELIVERY: invoking the function *is* the send, so claim first.
                 records = await _claim_chunk(s, chunk)
                 if not records:
                     continue
-            began = time.monotonic()
-            try:
-                result = await invoke_with_policy(
-                    transport, s.events.build(chunk), s.policy, on_attempt=count_attempt
-                )
-                if s.delivery_mode:
-                    # The function delivered; its return value is unused.
-                    await s.record(
-                        [Outcome.of(r, Status.SUCCESS) for r in records.values()],
-                        sent=[(eid, s.campaign_id) for eid in records],
-                    )
-                    continue
-                accepted, ignored = filter_result(result, records)
-            except HookError as exc:
-                s.counters.hook_chunks += 1
-                s.counters.hook_seconds += time.monotonic() - began
-                reason = f"hook {transport.name}: {exc.reason}"
+            events, too_big = s.events.fit(chunk.treatment, records)
+            if too_big:
                 await s.record(
-                    [Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()]
+                    [Outcome.of(r, Status.INVALID, TOO_BIG_REASON) for r in too_big],
+                    release=[r.endpoint_id or "" for r in too_big] if s.delivery_mode else (),
                 )
-                continue
-            s.counters.hook_chunks += 1
-            s.counters.hook_seconds += time.monotonic() - began
-            s.ignored_hook_ids += ignored
-            s.counters.hooked += len(accepted)
-            settled: list[Outcome] = []
-            settled_defs: list[Definition | None] = []
-            items = []
-            for endpoint_id, record in records.items():
-                definition = accepted.get(endpoint_id)
-                if definition is None:
-                    settled.append(Outcome.of(record, Status.FILTERED, "left out by the hook"))
-                    settled_defs.append(record.definition)
-                    continue
-                # The hook may enrich, never redirect: identity stays the segment's.
-                original = record.definition
-                assert original is not None
-                definition["ChannelType"] = original["ChannelType"]
-                definition["Address"] = original["Address"]
-                if definition.get("OptOut") == "ALL":
-                    settled.append(Outcome.of(record, Status.OPT_OUT, "opted out by the hook"))
-                    settled_defs.append(definition)
-                    continue
-                items.append((record, definition))
-            await s.record(settled, definitions=settled_defs)
-            if items:
-                await batch_tx.send(SendBatch(chunk.treatment, items))
+            for part, event in events:
+                await _hook_event(s, chunk.treatment, part, event, batch_tx)
+
+
+TOO_BIG_REASON = (
+    f"endpoint definition too large: alone it makes a hook event over Lambda's "
+    f"{MAX_SYNC_PAYLOAD}-byte payload limit; not sent to the hook"
+)
+
+
+async def _hook_event(
+    s: Stages,
+    treatment: str,
+    records: dict[str, Record],
+    event: bytes,
+    batch_tx: ObjectSendStream[SendBatch],
+) -> None:
+    """One hook event: invoke, settle what the hook leaves out, forward the rest."""
+    assert s.transport is not None
+    transport = s.transport
+
+    def count_attempt() -> None:
+        s.counters.hook_invocations += 1
+
+    began = time.monotonic()
+    try:
+        result = await invoke_with_policy(transport, event, s.policy, on_attempt=count_attempt)
+        if s.delivery_mode:
+            # The function delivered; its return value is unused.
+            await s.record(
+                [Outcome.of(r, Status.SUCCESS) for r in records.values()],
+                sent=[(eid, s.campaign_id) for eid in records],
+            )
+            return
+        accepted, ignored = filter_result(result, records)
+    except HookError as exc:
+        s.counters.hook_chunks += 1
+        s.counters.hook_seconds += time.monotonic() - began
+        reason = f"hook {transport.name}: {exc.reason}"
+        await s.record([Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()])
+        return
+    s.counters.hook_chunks += 1
+    s.counters.hook_seconds += time.monotonic() - began
+    s.ignored_hook_ids += ignored
+    s.counters.hooked += len(accepted)
+    settled: list[Outcome] = []
+    settled_defs: list[Definition | None] = []
+    items = []
+    for endpoint_id, record in records.items():
+        definition = accepted.get(endpoint_id)
+        if definition is None:
+            settled.append(Outcome.of(record, Status.FILTERED, "left out by the hook"))
+            settled_defs.append(record.definition)
+            continue
+        # The hook may enrich, never redirect: identity stays the segment's.
+        original = record.definition
+        assert original is not None
+        definition["ChannelType"] = original["ChannelType"]
+        definition["Address"] = original["Address"]
+        if definition.get("OptOut") == "ALL":
+            settled.append(Outcome.of(record, Status.OPT_OUT, "opted out by the hook"))
+            settled_defs.append(definition)
+            continue
+        items.append((record, definition))
+    await s.record(settled, definitions=settled_defs)
+    if items:
+        await batch_tx.send(SendBatch(treatment, items))
 
 
 async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> None:
@@ -285,27 +308,43 @@ async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> No
                     [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r, _ in batch.items]
                 )
                 continue
-            by_route: dict[tuple[str, str], list[Message]] = {}
-            empty = s.empty_variables
-            missing: list[str] | None = [] if empty is not None else None
-            for record, definition in batch.items:
-                key = (batch.treatment, definition["ChannelType"])
-                composer = s.routes[key].composer
-                title, body, html_body = composer.compose(
-                    record.endpoint_id or "", definition, missing
-                )
-                if empty is not None and missing is not None:
-                    empty.count(composer, missing)
-                    missing.clear()
-                by_route.setdefault(key, []).append(
-                    Message(
-                        record.endpoint_id or "", record.line, key[1],
-                        definition["Address"].strip(), title, body, html_body,
-                        batch.treatment, definition, composer.template,
-                    )
-                )  # fmt: skip
+            by_route, failed = _render(s, batch)
+            if failed:
+                await s.record([f[0] for f in failed], definitions=[f[1] for f in failed])
             for key, messages in by_route.items():
                 await deliver(s, s.routes[key], messages)
+
+
+def _render(
+    s: Stages, batch: SendBatch
+) -> tuple[dict[tuple[str, str], list[Message]], list[tuple[Outcome, Definition]]]:
+    """Each endpoint's message, by route; an endpoint whose message cannot be rendered
+    (strict mode, a helper refusing its value) fails alone, PERMANENT_FAILURE."""
+    by_route: dict[tuple[str, str], list[Message]] = {}
+    failed: list[tuple[Outcome, Definition]] = []
+    empty = s.empty_variables
+    missing: list[str] | None = [] if empty is not None else None
+    for record, definition in batch.items:
+        key = (batch.treatment, definition["ChannelType"])
+        composer = s.routes[key].composer
+        endpoint_id = record.endpoint_id or ""
+        try:
+            title, body, html_body = composer.compose(endpoint_id, definition, missing)
+            headers = composer.render_headers(endpoint_id, definition)
+        except RenderFailed as exc:
+            failed.append((Outcome.of(record, Status.PERMANENT_FAILURE, exc.reason), definition))
+            continue
+        finally:
+            if empty is not None and missing is not None:
+                empty.count(composer, missing)
+                missing.clear()
+        by_route.setdefault(key, []).append(
+            Message(
+                endpoint_id, record.line, key[1], definition["Address"].strip(), title, body,
+                html_body, batch.treatment, definition, composer.template, headers,
+            )
+        )  # fmt: skip
+    return by_route, failed
 
 
 def _backoff(attempt: int, hint: float | None) -> float:
@@ -323,8 +362,9 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
         size = max(1, min(route.sender.max_batch, route.max_grant))
         for start in range(0, len(pending), size):
             part = pending[start : start + size]
-            if attempt == 1 and s.ledger is not None:
-                part = await _claim(s, route.sender_name, part)
+            if attempt == 1:
+                part = await (_claim(s, route.sender_name, part) if s.ledger is not None
+                              else _claim_in_memory(s, part))  # fmt: skip
                 if not part:
                     continue
             await route.limiter.acquire(len(part))
@@ -378,13 +418,25 @@ async def _claim(s: Stages, sender_name: str, part: list[Message]) -> list[Messa
         elif answer is Claim.IN_DOUBT:
             settled.append(_outcome(m, Status.TEMPORARY_FAILURE, IN_DOUBT_REASON))
         else:
-            settled.append(
-                _outcome(
-                    m, Status.INVALID, "endpoint Id already used by another record of this segment"
-                )
-            )
+            settled.append(_outcome(m, Status.INVALID, OTHER_LINE_REASON))
     if settled:
         await s.record(settled)
+    return granted
+
+
+OTHER_LINE_REASON = "endpoint Id already used by another record of this segment"
+
+
+async def _claim_in_memory(s: Stages, part: list[Message]) -> list[Message]:
+    """Without a ledger, an endpoint Id is still sent once per run (the first record)."""
+    if s.claimed_ids is None:
+        s.claimed_ids = AddressSet()
+    claimed = s.claimed_ids
+    granted = [m for m in part if claimed.add(m.endpoint_id)]
+    if len(granted) < len(part):
+        kept = {id(m) for m in granted}
+        await s.record([_outcome(m, Status.INVALID, OTHER_LINE_REASON)
+                        for m in part if id(m) not in kept])  # fmt: skip
     return granted
 
 
@@ -394,7 +446,9 @@ async def _claim_chunk(s: Stages, chunk: Chunk) -> dict[str, Record]:
         Message(eid, r.line, r.channel_type or "", "", None, None, treatment_id=chunk.treatment)
         for eid, r in chunk.records.items()
     ]
-    granted = {m.endpoint_id for m in await _claim(s, "hook", as_messages)}
+    claim = _claim(s, "hook", as_messages) if s.ledger is not None else _claim_in_memory(
+        s, as_messages)  # fmt: skip
+    granted = {m.endpoint_id for m in await claim}
     chunk.records = {eid: r for eid, r in chunk.records.items() if eid in granted}
     return chunk.records
 
@@ -418,22 +472,26 @@ async def _send(sender: Sender, part: list[Message]) -> list[SendResult]:
 
 
 class EmptyVariables:
-    """Which message variables rendered empty, in how many of the messages using them."""
+    """Which message variables rendered empty, and in how many of the messages whose
+    templates print them (the messages of every route that reported the variable)."""
 
     def __init__(self) -> None:
         self.empty: dict[str, int] = {}
-        self.used: dict[str, int] = {}
+        self.messages: dict[int, int] = {}
+        self.routes: dict[str, set[int]] = {}
 
     def count(self, composer: Composer, missing: list[str]) -> None:
-        for path in composer.variables:
-            self.used[path] = self.used.get(path, 0) + 1
+        route = id(composer)
+        self.messages[route] = self.messages.get(route, 0) + 1
         for path in set(missing):
             self.empty[path] = self.empty.get(path, 0) + 1
+            self.routes.setdefault(path, set()).add(route)
 
     def report(self) -> list[str]:
         """One line per variable that was empty at least once, most often first."""
         ranked = sorted(self.empty.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [f"{path}: empty in {n} of {max(n, self.used.get(path, n))} messages"
+        return [f"{path}: empty in {n} of "
+                f"{sum(self.messages[r] for r in self.routes[path])} messages"
                 for path, n in ranked]  # fmt: skip
 
 

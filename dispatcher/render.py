@@ -1,34 +1,28 @@
-"""Message variables: Pinpoint's ``{{Attributes.X}}`` placeholders rendered per endpoint.
+"""Message variables: each channel's message rendered per endpoint, as Pinpoint did.
 
-Templates are Mustache (pystache, a maintained implementation of the spec). Pinpoint
-templates are Handlebars; the variable syntax is the same (``{{a.b}}`` escaped in HTML,
-``{{{a.b}}}`` raw), and Mustache sections (``{{#Attributes.X}}...{{/Attributes.X}}``)
-work; Handlebars helpers (``{{#if}}``, ``{{upper}}``) do not.
+Templates are Handlebars with Pinpoint's helpers (``dispatcher.handlebars``), compiled
+once per run. Rules (the engine's, documented in ``docs/templates.md``): a missing value
+renders the template's ``DefaultSubstitutions`` default, else nothing; a multi-valued
+attribute renders its values joined with ", "; values are HTML-escaped in an email
+``HtmlBody`` only (``{{{ }}}`` is raw there); text parts are never escaped.
 
-Rules: a missing value renders empty; a multi-valued attribute renders its values
-joined with ", "; values go in as they are in text (SMS, push, subject, text body) and
-HTML-escaped in an email ``HtmlBody`` (triple braces insert raw HTML there).
-
-Templates made only of text and variables (nearly all campaign messages) are compiled
-from pystache's parse tree into a flat list of parts: rendering one is a few dict
-lookups and a join, which matters at a million endpoints. Anything else is rendered by
-pystache itself, with the same value rules.
+A render that fails for one endpoint (a helper refusing its value; in strict mode, a
+variable that rendered empty) raises ``RenderFailed`` for that endpoint alone.
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import pystache
-from pystache.parser import _EscapeNode, _LiteralNode
+from dispatcher import handlebars
+from dispatcher.errors import DispatchError
 
-from dispatcher.errors import ConfigError
+__all__ = ["Composer", "RenderFailed", "compile_template", "to_text"]
 
 
 def to_text(value: Any) -> str:
-    """How one value prints in a message."""
+    """How one value prints in a message (hook overrides use it as final text)."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -42,91 +36,25 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-class _Renderer(pystache.Renderer):  # type: ignore[misc]
-    def str_coerce(self, val: Any) -> str:
-        return to_text(val)
+class RenderFailed(DispatchError):
+    """One endpoint's message could not be rendered; ``reason`` is its outcome's Reason."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
-def _lookup(root: Mapping[str, Any], extra: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = extra.get(path[0], root.get(path[0]))
-    for part in path[1:]:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-class Template:
-    """A compiled message template."""
-
-    __slots__ = ("_parsed", "_parts", "_renderer", "source")
-
-    def __init__(self, source: str, *, html_mode: bool = False, where: str = "template") -> None:
-        self.source = source
-        try:
-            parsed = pystache.parse(source, raise_on_mismatch=True)
-        except Exception as exc:  # pystache raises plain Exception/ParsingError
-            raise ConfigError(f"invalid template: {exc}", key=where) from None
-        escape: Callable[[str], str] = html.escape if html_mode else str
-        self._renderer = _Renderer(escape=escape, missing_tags="ignore")
-        self._parsed = parsed
-        parts: list[str | tuple[tuple[str, ...], bool]] | None = []
-        for node in parsed._parse_tree:
-            if isinstance(node, str):
-                parts.append(node)  # type: ignore[union-attr]
-            elif isinstance(node, (_EscapeNode, _LiteralNode)):
-                path = tuple(node.key.split(".")) if node.key != "." else ("",)
-                parts.append((path, html_mode and isinstance(node, _EscapeNode)))  # type: ignore[union-attr]
-            else:
-                parts = None
-                break
-        self._parts = parts
-
-    @property
-    def is_static(self) -> bool:
-        return self._parts is not None and all(isinstance(p, str) for p in self._parts)
-
-    @property
-    def variables(self) -> tuple[str, ...]:
-        """The variable paths the template prints (those of its flat form)."""
-        if self._parts is None:
-            return ()
-        return tuple(dict.fromkeys(".".join(p[0]) for p in self._parts if not isinstance(p, str)))
-
-    def render(
-        self,
-        definition: Mapping[str, Any],
-        extra: Mapping[str, Any],
-        missing: list[str] | None = None,
-    ) -> str:
-        """Render for one endpoint; ``extra`` holds fields outside the definition (Id).
-
-        ``missing``, when given, receives the path of every variable that rendered empty.
-        """
-        parts = self._parts
-        if parts is None:
-            return str(self._renderer.render(self._parsed, definition, extra))
-        out = []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-            else:
-                text = to_text(_lookup(definition, extra, part[0]))
-                if not text and missing is not None:
-                    missing.append(".".join(part[0]))
-                out.append(html.escape(text) if part[1] else text)
-        return "".join(out)
-
-
-def compile_optional(
-    source: Any, *, html_mode: bool = False, where: str = "template"
-) -> Template | None:
-    """Compile a template field that may be absent."""
+def compile_template(
+    source: Any, *, html: bool = False, where: str = "template", defaults: str | None = None
+) -> handlebars.Template | None:
+    """Compile a template field that may be absent (``ConfigError`` if it does not parse)."""
     if source is None or source == "":
         return None
     if not isinstance(source, str):
+        from dispatcher.errors import ConfigError
+
         raise ConfigError("must be a string", key=where)
-    return Template(source, html_mode=html_mode, where=where)
+    return handlebars.compile(source, html=html, where=where, defaults=defaults)
 
 
 OVERRIDE_KEYS = ("TitleOverride", "BodyOverride")
@@ -148,25 +76,41 @@ class Composer:
     """Builds one channel's message for an endpoint from the campaign's message object.
 
     Overrides returned by a hook are final text (not templates) and apply only to the
-    channels where Pinpoint honoured them; never to EMAIL.
+    channels where Pinpoint honoured them; never to EMAIL. ``strict``: a variable that
+    renders empty fails the endpoint (``[campaign] strict_variables``).
     """
 
-    __slots__ = ("channel", "html", "overridable", "template", "text", "title", "variables")
+    __slots__ = ("channel", "headers", "html", "overridable", "strict", "template", "text",
+                 "title")  # fmt: skip
 
     def __init__(
-        self, channel: str, message: Mapping[str, Any], *, overridable: bool, where: str
-    ) -> None:
+        self, channel: str, message: Mapping[str, Any], *, overridable: bool, where: str,
+        strict: bool = False,
+    ) -> None:  # fmt: skip
         self.channel = channel
         self.template = message
         self.overridable = overridable
-        self.title = compile_optional(message.get("Title"), where=f"{where}.Title")
-        self.text = compile_optional(message.get("Body"), where=f"{where}.Body")
-        self.html = compile_optional(
-            message.get("HtmlBody"), html_mode=True, where=f"{where}.HtmlBody"
-        )
-        paths = [t.variables for t in (self.title, self.text, self.html) if t is not None]
-        self.variables: tuple[str, ...] = tuple(dict.fromkeys(p for g in paths for p in g))
-        """Every variable path the channel's templates print."""
+        self.strict = strict
+        defaults = message.get("DefaultSubstitutions")
+        defaults = defaults if isinstance(defaults, str) else None
+
+        def part(name: str, *, html: bool = False) -> handlebars.Template | None:
+            return compile_template(message.get(name), html=html, where=f"{where}.{name}",
+                                    defaults=defaults)  # fmt: skip
+
+        self.title = part("Title")
+        self.text = part("Body")
+        self.html = part("HtmlBody", html=True)
+        # Email headers from a template may hold variables: rendered per endpoint.
+        headers = message.get("Headers") if channel == "EMAIL" else None
+        self.headers: list[tuple[str, handlebars.Template | None, str]] | None = None
+        if isinstance(headers, list) and any("{{" in str(h.get("Value", "")) for h in headers
+                                             if isinstance(h, Mapping)):  # fmt: skip
+            self.headers = [
+                (str(h["Name"]), part_of(str(h.get("Value", "")), f"{where}.Headers[{i}]",
+                                         defaults), str(h.get("Value", "")))
+                for i, h in enumerate(headers) if isinstance(h, Mapping) and "Name" in h
+            ]  # fmt: skip
 
     def compose(
         self,
@@ -174,12 +118,42 @@ class Composer:
         definition: Mapping[str, Any],
         missing: list[str] | None = None,
     ) -> tuple[str | None, str | None, str | None]:
-        """Return (title, body, html_body) for one endpoint (``missing``: see ``render``)."""
+        """Return (title, body, html_body) for one endpoint.
+
+        ``missing``, when given, receives the path of every variable that rendered empty.
+        Raises ``RenderFailed`` for this endpoint only.
+        """
+        if self.strict and missing is None:
+            missing = []
         extra = {"Id": endpoint_id}
-        title = self.title.render(definition, extra, missing) if self.title else None
-        body = self.text.render(definition, extra, missing) if self.text else None
-        html_body = self.html.render(definition, extra, missing) if self.html else None
+        try:
+            title = self.title.render(definition, extra, missing) if self.title else None
+            body = self.text.render(definition, extra, missing) if self.text else None
+            html_body = self.html.render(definition, extra, missing) if self.html else None
+        except handlebars.TemplateRenderError as exc:
+            raise RenderFailed(f"message not rendered: {exc}") from None
+        if self.strict and missing:
+            raise RenderFailed(
+                f"message variable {missing[0]} is empty (strict_variables): not sent"
+            )
         if self.overridable:
             title = _override(definition, "TitleOverride") or title
             body = _override(definition, "BodyOverride") or body
         return title, body, html_body
+
+    def render_headers(
+        self, endpoint_id: str, definition: Mapping[str, Any]
+    ) -> list[dict[str, str]] | None:
+        """The email headers with their variables rendered (None: none have variables)."""
+        if self.headers is None:
+            return None
+        extra = {"Id": endpoint_id}
+        try:
+            return [{"Name": name, "Value": t.render(definition, extra) if t else raw}
+                    for name, t, raw in self.headers]  # fmt: skip
+        except handlebars.TemplateRenderError as exc:
+            raise RenderFailed(f"message header not rendered: {exc}") from None
+
+
+def part_of(source: str, where: str, defaults: str | None) -> handlebars.Template | None:
+    return compile_template(source, where=where, defaults=defaults) if "{{" in source else None

@@ -15,13 +15,14 @@ Job message (JSON)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from dispatcher.aws import AwsClients
-from dispatcher.config import Settings, load_config_data, parse_settings
+from dispatcher.config import Settings, load_document, parse_settings
 from dispatcher.errors import ConfigError
 from dispatcher.ledger.base import RunInfo
 from dispatcher.outcomes import now_iso
@@ -62,6 +63,41 @@ def job_messages(
     return messages
 
 
+def refuse_inline_secrets(settings: Settings) -> None:
+    """Every shard job carries the config: an inline secret would sit in every message."""
+    from dispatcher.secrets import secret_tables
+
+    for key, table in secret_tables(settings).items():
+        if table.get("secret"):
+            raise ConfigError(
+                "an inline secret would travel in every SQS job message; reference it "
+                'instead: secret_env = "NAME" (an environment variable of the workers), '
+                'secret_id = "NAME_OR_ARN" (AWS Secrets Manager) or secret_parameter = '
+                '"/NAME" (SSM Parameter Store)',
+                file=settings.file,
+                key=f"{key}.secret",
+            )
+
+
+def with_templates_inlined(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The config a job carries: templates already merged into the messages, since the
+    workers do not have the template files."""
+    campaign = settings.campaign
+    if not campaign.template_configuration and not any(
+        isinstance(t, dict) and t.get("TemplateConfiguration") for t in
+        (data.get("campaign") or {}).get("AdditionalTreatments") or []
+    ):  # fmt: skip
+        return data
+    table = dict(data["campaign"])
+    table["MessageConfiguration"] = dict(campaign.message_configuration)
+    table.pop("TemplateConfiguration", None)
+    if campaign.additional_treatments:
+        table["AdditionalTreatments"] = [dict(t) for t in campaign.additional_treatments]
+    out = {k: v for k, v in data.items() if k != "templates"}
+    out["campaign"] = table
+    return out
+
+
 def ledger_table(settings: Settings, override: str | None) -> str:
     table = override or settings.ledger.get("dynamodb_table")
     if not table:
@@ -85,6 +121,7 @@ async def submit(
     target_records: int = 5000,
     campaign_json: str | None = None,
     settings_json: str | None = None,
+    template_json: Sequence[str] = (),
 ) -> tuple[str, int]:
     """Plan and enqueue a fleet run; return (RunId, number of shard jobs)."""
     from dispatcher.dispatch import new_run_id
@@ -93,8 +130,10 @@ async def submit(
     from dispatcher.segments.shards import plan_shards
 
     path = Path(config).resolve()  # noqa: ASYNC240 - no I/O to speak of
-    data = load_config_data(path, campaign_json=campaign_json, settings_json=settings_json)
-    settings = parse_settings(data, str(config), path.parent)
+    data, origins = load_document(path, campaign_json=campaign_json, settings_json=settings_json)
+    settings = parse_settings(data, str(config), path.parent, origins=origins,
+                              template_files=tuple(Path(p) for p in template_json))  # fmt: skip
+    refuse_inline_secrets(settings)
     source = segment or settings.segment_source
     if not source or not is_s3_url(source):
         raise ConfigError(
@@ -122,8 +161,9 @@ async def submit(
     finally:
         await ledger.aclose()
     sqs = await clients.client("sqs")
-    bodies = job_messages(run_id=run_id, shards=shards, config_path=str(path), config_data=data,
-                          table=table_name, region=settings.project.region, output=out)
+    bodies = job_messages(run_id=run_id, shards=shards, config_path=str(path),
+                          config_data=with_templates_inlined(data, settings), table=table_name,
+                          region=settings.project.region, output=out)  # fmt: skip
     for start in range(0, len(bodies), 10):
         entries = [{"Id": str(i), "MessageBody": body.decode()}
                    for i, body in enumerate(bodies[start : start + 10])]  # fmt: skip

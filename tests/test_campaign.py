@@ -193,11 +193,6 @@ def test_a_treatment_with_its_own_custom_delivery_needs_only_a_custom_message(
             "campaign.AdditionalTreatments[0].MessageConfiguration.SmsMessage",
             "unknown",
         ),
-        (
-            [{"SizePercent": 10, "TemplateConfiguration": {"SMSTemplate": {"Name": "t"}}}],
-            "campaign.AdditionalTreatments[0].TemplateConfiguration",
-            "not supported",
-        ),
     ],
 )
 def test_bad_treatments_are_config_errors_naming_the_key(

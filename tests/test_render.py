@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.errors import ConfigError
-from dispatcher.render import Composer, Template
+from dispatcher.render import Composer, RenderFailed, compile_template
 
 ENDPOINT = {
     "ChannelType": "SMS",
@@ -35,24 +35,26 @@ ENDPOINT = {
     ],
 )
 def test_text_rendering(source: str, expected: str) -> None:
-    assert Template(source).render(ENDPOINT, {"Id": "ep-9"}) == expected
+    template = compile_template(source)
+    assert template is not None and template.render(ENDPOINT, {"Id": "ep-9"}) == expected
 
 
 def test_html_escapes_values_but_triple_braces_are_raw() -> None:
-    t = Template(
-        "<p>{{Attributes.Html}}|{{{Attributes.Html}}}|{{Attributes.Interests}}</p>", html_mode=True
+    t = compile_template(
+        "<p>{{Attributes.Html}}|{{{Attributes.Html}}}|{{Attributes.Interests}}</p>", html=True
     )
+    assert t is not None
     assert t.render(ENDPOINT, {}) == "<p>&lt;b&gt;&amp;&lt;/b&gt;|<b>&</b>|Science, Music</p>"
 
 
 def test_html_escapes_in_sections_too() -> None:
-    t = Template("{{#User}}{{Attributes.Html}}{{/User}}", html_mode=True)
-    assert t.render(ENDPOINT, {}) == "&lt;b&gt;&amp;&lt;/b&gt;"
+    t = compile_template("{{#User}}{{Attributes.Html}}{{/User}}", html=True)
+    assert t is not None and t.render(ENDPOINT, {}) == "&lt;b&gt;&amp;&lt;/b&gt;"
 
 
 def test_invalid_template_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="invalid template"):
-        Template("{{#open}} never closed", where="campaign.X.Body")
+        compile_template("{{#open}} never closed", where="campaign.X.Body")
 
 
 def test_composer_overrides_for_sms_not_email() -> None:
@@ -62,3 +64,13 @@ def test_composer_overrides_for_sms_not_email() -> None:
     email = Composer("EMAIL", message, overridable=False, where="x")
     assert sms.compose("e", definition) == ("over-t", "over-b", None)
     assert email.compose("e", definition) == ("T e", "B Ana", None)
+
+
+def test_strict_variables_fail_the_endpoint_naming_the_variable() -> None:
+    message = {"Body": "Hi {{User.UserAttributes.FirstNam}}, {{Attributes.Interests}}"}
+    strict = Composer("SMS", message, overridable=True, where="x", strict=True)
+    with pytest.raises(RenderFailed, match=r"User\.UserAttributes\.FirstNam is empty"):
+        strict.compose("e", ENDPOINT)
+    lenient = Composer("SMS", message, overridable=True, where="x")
+    assert lenient.compose("e", ENDPOINT) == (None, "Hi , Science, Music", None)
+

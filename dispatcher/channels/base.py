@@ -31,6 +31,8 @@ class Message:
     template: Mapping[str, Any] = field(default_factory=dict)
     """The campaign's message object for this channel (e.g. ``GCMMessage``), unrendered:
     static fields such as ``Action``, ``Url``, ``SenderId`` or ``FromAddress``."""
+    headers: list[dict[str, str]] | None = None
+    """Email headers rendered for this endpoint (a template's headers with variables)."""
 
 
 @dataclass(slots=True)

@@ -94,6 +94,7 @@ class SesSender:
             "Subject": {"Data": message.title or "", "Charset": _UTF8},
             "Body": body,
         }
+        headers = message.headers or headers
         if headers:
             simple["Headers"] = headers
         try:

@@ -27,14 +27,17 @@ def _submit(args: argparse.Namespace) -> int:
     from dispatcher.submit import submit
 
     async def go() -> tuple[str, int]:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, campaign_json=args.campaign_json,
+                                 settings_json=args.settings_json,
+                                 template_json=args.template_json or ())  # fmt: skip
         clients = AwsClients(settings.project.region)
         try:
             return await submit(args.config, queue_url=args.queue, clients=clients,
                                 segment=args.segment, output=args.output, table=args.ledger_table,
                                 target_records=args.shard_size,
                                 campaign_json=args.campaign_json,
-                                settings_json=args.settings_json)  # fmt: skip
+                                settings_json=args.settings_json,
+                                template_json=args.template_json or ())  # fmt: skip
         finally:
             await clients.aclose()
 
@@ -91,6 +94,7 @@ def register(sub: Any) -> None:
     submit.add_argument("--shard-size", type=int, default=5000, help="records per shard job")
     submit.add_argument("--campaign-json", metavar="FILE")
     submit.add_argument("--settings-json", metavar="FILE")
+    submit.add_argument("--template-json", metavar="FILE", action="append")
     submit.set_defaults(func=_submit)
 
     worker = sub.add_parser("worker", help="run shard jobs from an SQS queue (a fleet member)")

@@ -21,6 +21,7 @@ from dispatcher.cli.common import (
     Supervisor,
     max_failures,
     print_json,
+    say,
     tally,
 )
 from dispatcher.config import Settings, load_settings
@@ -35,9 +36,15 @@ def _settings(config: str, args: argparse.Namespace) -> Settings:
         config,
         campaign_json=getattr(args, "campaign_json", None),
         settings_json=getattr(args, "settings_json", None),
+        template_json=getattr(args, "template_json", None) or (),
     )
     if getattr(args, "segment_format", None):
         settings = replace(settings, segment_format=args.segment_format)
+    if getattr(args, "strict_variables", False):
+        settings = replace(settings, campaign=replace(settings.campaign, strict_variables=True))
+    if not getattr(args, "quiet", False):
+        for note in settings.notes:
+            say(f"dispatcher: {note}")
     return settings
 
 
@@ -57,6 +64,10 @@ def _continue_command(args: argparse.Namespace, run_id: str) -> str:
             value = getattr(args, flag, None)
             if value:
                 words += [f"--{flag.replace('_', '-')}", value]
+        for value in getattr(args, "template_json", None) or ():
+            words += ["--template-json", value]
+        if getattr(args, "strict_variables", False):
+            words.append("--strict-variables")
     if args.ledger:
         words += ["--ledger", args.ledger]
     return shlex.join(words)
@@ -100,6 +111,9 @@ def _execute(
         out(f"dispatcher: {exc}{then}", error=True)
         return EXIT_ENVIRONMENT
     print_json(summary.to_json())
+    if summary.skipped_in_doubt:
+        out(f"dispatcher: skipped {summary.skipped_in_doubt:,} records whose send is in doubt "
+            "(an earlier attempt may have sent them; they are never sent again)")
     for line in summary.empty_variables:
         out(f"dispatcher: {line}")
     out(tally(summary, "dry run finished" if summary.dry_run else "finished"))
@@ -263,6 +277,11 @@ def _campaign_json_flags(parser: argparse.ArgumentParser) -> None:
                         help="campaign from `aws pinpoint get-campaign` output")
     parser.add_argument("--settings-json", metavar="FILE",
                         help="project settings from `aws pinpoint get-application-settings`")
+    parser.add_argument("--template-json", metavar="FILE", action="append",
+                        help="a message template from `aws pinpoint get-*-template` output "
+                             "(repeatable; see also [templates] dir)")
+    parser.add_argument("--strict-variables", action="store_true",
+                        help="a message variable that renders empty fails its endpoint")
 
 
 def register(sub: Any) -> None:
@@ -292,6 +311,8 @@ def register(sub: Any) -> None:
     retry.add_argument("--config", help="config file (default: the one the run used)")
     retry.add_argument("--segment", help="segment source (default: the one the run used)")
     retry.add_argument("--out", default="out", help="the run's output directory")
+    retry.add_argument("--template-json", metavar="FILE", action="append",
+                       help="a message template file, as the run was given")
     _common_run_flags(retry)
     retry.set_defaults(func=_retry)
 

@@ -36,7 +36,12 @@ def check_policy(settings: Settings, function: FunctionConfig) -> None:
         )
 
 
-def _secret(settings: Settings, table: Mapping[str, Any], key: str) -> str | None:
+def _secret(
+    settings: Settings, key: str, table: Mapping[str, Any], secrets: Mapping[str, str]
+) -> str | None:
+    """The signing secret ``resolve_secrets`` fetched for ``key`` (env, AWS, inline)."""
+    if key in secrets:
+        return secrets[key]
     env = table.get("secret_env")
     if env:
         value = os.environ.get(env)
@@ -51,14 +56,19 @@ def _secret(settings: Settings, table: Mapping[str, Any], key: str) -> str | Non
 
 
 def _webhook(
-    settings: Settings, name: str, url: str, table: Mapping[str, Any], key: str, concurrency: int
-) -> HookTransport:
+    settings: Settings, name: str, url: str, key: str, concurrency: int,
+    secrets: Mapping[str, str],
+) -> HookTransport:  # fmt: skip
     from dispatcher.hooks.webhook import WebhookTransport
 
+    table: Mapping[str, Any] = settings.webhook
+    if key != "webhook":
+        f = settings.functions[key.removeprefix("functions.")]
+        table = {"secret": f.secret, "secret_env": f.secret_env}
     try:
         return WebhookTransport(
             url,
-            secret=_secret(settings, table, key),
+            secret=_secret(settings, key, table, secrets),
             timeout=float(settings.webhook.get("timeout", settings.dispatch.hook_attempt_timeout)),
             concurrency=concurrency,
             name=name,
@@ -75,13 +85,16 @@ def create_transport(
     *,
     handlers: Mapping[str, Handler] | None = None,
     clients: Any = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> HookTransport:
-    """Build the transport for ``hook``; raises ConfigError / PolicyDenied before any call."""
+    """Build the transport for ``hook``; raises ConfigError / PolicyDenied before any call.
+
+    ``secrets`` are the webhook secrets ``dispatcher.secrets.resolve_secrets`` fetched.
+    """
     concurrency = settings.dispatch.hook_concurrency
+    secrets = secrets or {}
     if hook.web_url:
-        return _webhook(
-            settings, hook.web_url, hook.web_url, settings.webhook, "webhook", concurrency
-        )
+        return _webhook(settings, hook.web_url, hook.web_url, "webhook", concurrency, secrets)
     name = hook.lambda_function_name or ""
     if handlers and name in handlers:
         return PythonTransport(name, handlers[name], concurrency=concurrency)
@@ -93,8 +106,7 @@ def create_transport(
             handler = load_handler(function.python, file=settings.file, key=f"{key}.python")
             return PythonTransport(name, handler, concurrency=concurrency)
         if function.url:
-            table = {"secret": function.secret, "secret_env": function.secret_env}
-            return _webhook(settings, name, function.url, table, key, concurrency)
+            return _webhook(settings, name, function.url, key, concurrency, secrets)
     from dispatcher.hooks.aws_lambda import LambdaTransport, parse_function_name
 
     try:

@@ -73,9 +73,10 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
-from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
+from dispatcher.hooks.base import MAX_RESPONSE, MAX_SYNC_PAYLOAD, read_capped
 from dispatcher.hooks.signing import BotocoreSigner, InvokeSigner, RequestSigner
 from dispatcher.hooks.webhook import parse_retry_after
+from dispatcher.net import is_loopback
 
 __all__ = [
     "LambdaFunctionRef",
@@ -238,11 +239,6 @@ def _clip(text: str, limit: int = _REASON_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host == "localhost" or host == "::1" or host.startswith("127.")
-
-
 def _status_error(
     function: str, status: int, code: str | None, message: str | None, retry_after: float | None
 ) -> HookAttemptError:
@@ -359,8 +355,14 @@ def _invoke_url(endpoint_url: str, ref: LambdaFunctionRef) -> str:
 
 
 def _proxy_for(url: str) -> str | None:
-    """The ``HTTP(S)_PROXY`` that applies to ``url`` (``NO_PROXY`` honoured), read once."""
+    """The ``HTTP(S)_PROXY`` that applies to ``url`` (``NO_PROXY`` honoured), read once.
+
+    A loopback endpoint (the local Lambda host) is never reached through a proxy: the
+    events it gets carry endpoint data that must not leave the machine.
+    """
     parts = urlsplit(url)
+    if is_loopback(parts.hostname or ""):
+        return None
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme)
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
@@ -530,7 +532,7 @@ class LambdaTransport:
         botocore_client = await self._botocore_client()
         endpoint = str(botocore_client.meta.endpoint_url)
         source = await self._aws.session.get_credentials()
-        if source is None and _is_loopback(endpoint):
+        if source is None and is_loopback(urlsplit(endpoint).hostname or ""):
             # A local Lambda (``dispatcher lambda serve``) checks no signature: don't make
             # a developer invent credentials for it.
             from aiobotocore.credentials import AioCredentials
@@ -620,7 +622,7 @@ class LambdaTransport:
             async with lean.session.post(
                 lean.url, data=event, headers=headers, allow_redirects=False, proxy=lean.proxy
             ) as response:
-                body = await response.read()
+                body = await read_capped(response, self.name)
                 status = response.status
                 function_error = response.headers.get("X-Amz-Function-Error")
                 error_type = response.headers.get("X-Amzn-ErrorType")
@@ -652,7 +654,12 @@ class LambdaTransport:
         try:
             response = await client.invoke(**kwargs)
             async with response["Payload"] as stream:
-                body = await stream.read()
+                body = await stream.read(MAX_RESPONSE + 1)
+            if len(body) > MAX_RESPONSE:
+                raise HookResultError(
+                    f"the hook's answer is over the {MAX_RESPONSE}-byte limit; not read",
+                    function=self.name,
+                )
         except ClientError as exc:
             meta = exc.response.get("ResponseMetadata", {})
             error = exc.response.get("Error", {})

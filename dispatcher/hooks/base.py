@@ -7,10 +7,43 @@ same retry semantics and the attempt count in ``summary.json`` is the project's 
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from dispatcher.errors import HookResultError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (6 MiB = 6291456 bytes), request side."""
+
+MAX_RESPONSE = MAX_SYNC_PAYLOAD + 100
+"""The largest hook answer read: Lambda's synchronous response limit (6 MiB, plus the
+~100 bytes Lambda is measured to allow). A larger one fails the attempt unread."""
+
+
+async def read_capped(
+    response: aiohttp.ClientResponse, function: str, limit: int = MAX_RESPONSE
+) -> bytes:
+    """The response body, read in pieces and never more than ``limit`` bytes of it."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise _too_large(function, limit, f"{length} bytes announced")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(function, limit, "more")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(function: str, limit: int, got: str) -> HookResultError:
+    return HookResultError(
+        f"the hook's answer is over the {limit}-byte limit ({got}); not read",
+        function=function,
+    )
 
 
 @runtime_checkable

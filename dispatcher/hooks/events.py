@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 
 from dispatcher.chunking import Chunk
+from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
+from dispatcher.model import Record
 
 _PUSH_KEYS = ("DefaultMessage", "GCMMessage", "APNSMessage", "ADMMessage", "BaiduMessage")
 _PUSH_RENAMES = {"ImageSmallIconUrl": "SmallImageIconUrl"}
@@ -55,14 +57,19 @@ def _email(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def direct_configuration(campaign_mc: Mapping[str, Any]) -> dict[str, Any]:
-    """A campaign MessageConfiguration in DirectMessageConfiguration shape."""
+    """A campaign MessageConfiguration in DirectMessageConfiguration shape.
+
+    A template's ``DefaultSubstitutions`` (merged into the messages) stay out: the event
+    carries the content, as the campaign would have sent it.
+    """
     out: dict[str, Any] = {}
     for key, message in campaign_mc.items():
+        message = {k: v for k, v in message.items() if k != "DefaultSubstitutions"}
         if key in _PUSH_KEYS:
             out[key] = _push(message)
         elif key == "EmailMessage":
             out[key] = _email(message)
-        elif key in ("SMSMessage", "CustomMessage", "InAppMessage"):
+        elif key in ("SMSMessage", "CustomMessage", "InAppMessage", "VoiceMessage"):
             out[key] = dict(message)
     return out
 
@@ -91,13 +98,37 @@ class EventBuilder:
         self._legacy = legacy_message
 
     def build(self, chunk: Chunk) -> bytes:
-        mc = self._configurations[chunk.treatment]
+        return self._build(chunk.treatment, chunk.records)
+
+    def _build(self, treatment: str, records: Mapping[str, Record]) -> bytes:
+        mc = self._configurations[treatment]
         event: dict[str, Any] = {
             "MessageConfiguration": mc,
             **self._common,
-            "TreatmentId": chunk.treatment,
-            "Endpoints": {eid: r.definition for eid, r in chunk.records.items()},
+            "TreatmentId": treatment,
+            "Endpoints": {eid: r.definition for eid, r in records.items()},
         }
         if self._legacy:
             event["Message"] = mc
         return orjson.dumps(event)
+
+    def fit(
+        self, treatment: str, records: dict[str, Record], limit: int = MAX_SYNC_PAYLOAD
+    ) -> tuple[list[tuple[dict[str, Record], bytes]], list[Record]]:
+        """The events for ``records``, each within ``limit`` bytes, and the records that
+        exceed it on their own.
+
+        Nearly every chunk is one event (50 endpoints are ~200 KB). A chunk whose event
+        would be over Lambda's 6 MiB payload limit is halved until each part fits, so a
+        huge record fails alone (INVALID) and never its chunk-mates.
+        """
+        event = self._build(treatment, records)
+        if len(event) <= limit:
+            return [(records, event)], []
+        if len(records) == 1:
+            return [], list(records.values())
+        items = list(records.items())
+        half = len(items) // 2
+        first, big_first = self.fit(treatment, dict(items[:half]), limit)
+        second, big_second = self.fit(treatment, dict(items[half:]), limit)
+        return first + second, big_first + big_second

@@ -28,6 +28,9 @@ from tenacity.stop import stop_base
 from dispatcher.errors import HookAttemptError, HookError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
 
+LATE_GRACE = 1.0
+"""Seconds an answer may arrive past its attempt's time-out before it is refused."""
+
 
 @dataclass(frozen=True, slots=True)
 class InvokePolicy:
@@ -93,14 +96,26 @@ async def invoke_with_policy(
         nonlocal made
         made += 1
         on_attempt()
-        budget = min(policy.attempt_timeout, deadline - time.monotonic())
+        began = time.monotonic()
+        budget = min(policy.attempt_timeout, deadline - began)
         with anyio.move_on_after(budget) as scope:
-            return await transport.invoke(event)
+            result = await transport.invoke(event)
         if scope.cancelled_caught:
             raise HookAttemptError(
                 f"attempt timed out after {budget:.1f} s", retryable=True, function=transport.name
             )
-        raise AssertionError("unreachable")  # pragma: no cover
+        held = time.monotonic() - began
+        if held > budget + LATE_GRACE:
+            # The time-out could not fire: something held the event loop (an async def
+            # hook that blocks). Its answer came past the deadline, so it does not count.
+            raise HookAttemptError(
+                f"the event loop was blocked for {held:.1f} s, past the {budget:.1f} s attempt "
+                f"time-out (an async def hook must not block: use a def hook for blocking "
+                f"work, or isolation = \"process\")",
+                retryable=False,
+                function=transport.name,
+            )
+        return result
 
     def out_of_time(state: RetryCallState) -> bool:
         # Stop when the next wait would not leave time for another attempt.

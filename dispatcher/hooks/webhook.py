@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import platform
 import ssl
@@ -41,7 +40,8 @@ import orjson
 import yarl
 
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
-from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
+from dispatcher.hooks.base import read_capped
+from dispatcher.net import is_loopback
 
 __all__ = [
     "APPLICATION_HEADER",
@@ -67,8 +67,6 @@ DEFAULT_TOLERANCE = 300
 """Seconds a receiver accepts between the request's timestamp and its own clock."""
 
 MIN_SECRET_LENGTH = 16
-MAX_RESPONSE_BYTES = MAX_SYNC_PAYLOAD
-"""The largest response body read (Lambda's own synchronous response limit, 6 MiB)."""
 
 _RESERVED_HEADERS = frozenset(
     name.lower()
@@ -166,15 +164,6 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _redacted(url: str) -> str:
     """``url`` with any ``user:password@`` removed, for error messages."""
     scheme, sep, rest = url.partition("://")
@@ -206,7 +195,7 @@ def validate_webhook_url(url: str) -> yarl.URL:
             f"webhook URL {shown!r} must not carry credentials (user:password@); "
             "the request is signed with the webhook secret instead"
         )
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         raise ConfigError(
             f"webhook URL {shown!r} must use https://; plain http:// is accepted only for "
             "loopback hosts (127.0.0.0/8, ::1, localhost)"
@@ -333,7 +322,9 @@ class WebhookTransport:
                 connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=ssl_context),
                 timeout=aiohttp.ClientTimeout(total=self.timeout, connect=self.connect_timeout),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,
+                # HTTPS_PROXY / NO_PROXY as the AWS SDKs honour them, except for a
+                # loopback hook: signed events with endpoint data never leave the host.
+                trust_env=not is_loopback(self.url.host or ""),
             )
             self._session = session
         return session
@@ -356,7 +347,7 @@ class WebhookTransport:
             ) as response:
                 status = response.status
                 if 200 <= status < 300:
-                    body = await self._read_limited(response)
+                    body = await read_capped(response, self.name)
                 else:
                     body = await response.content.read(1024)
                     location = response.headers.get("Location")
@@ -388,22 +379,6 @@ class WebhookTransport:
             function=self.name,
             throttled=status == 429,
         )
-
-    async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
-        length = response.content_length
-        if length is not None and length <= MAX_RESPONSE_BYTES:
-            return await response.read()
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise HookResultError(
-                    f"webhook response is over the {MAX_RESPONSE_BYTES}-byte limit",
-                    function=self.name,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _decode(self, status: int, body: bytes) -> Any:
         if not body.strip():

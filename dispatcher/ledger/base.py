@@ -18,7 +18,7 @@ DynamoDB for a fleet of workers (conditional writes do what a transaction does h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -85,6 +85,14 @@ class LineSet:
 
     def __len__(self) -> int:
         return self.count
+
+    def lines(self) -> Iterator[int]:
+        """The lines in the set, in order."""
+        for byte, bits in enumerate(self._bits):
+            if bits:
+                for bit in range(8):
+                    if bits >> bit & 1:
+                        yield byte * 8 + bit
 
 
 @dataclass(slots=True)

@@ -306,6 +306,21 @@ class SqliteLedger:
             ).fetchall()
         return [(eid, line) for eid, line in rows]
 
+    async def in_doubt_lines(self, run_id: str) -> LineSet:
+        """Lines whose endpoint was claimed but never recorded sent: maybe sent, whatever
+        their recorded status says; no later attempt may send them."""
+        await self.flush()
+        found = LineSet()
+        with self._guard():
+            for (line,) in self._db.execute(
+                "SELECT c.line FROM claims c LEFT JOIN outcomes o "
+                "ON o.run = c.run AND o.line = c.line "
+                "WHERE c.run = ? AND (o.status IS NULL OR o.status != 'SUCCESS')",
+                (self._key(run_id),),
+            ):
+                found.add(line)
+        return found
+
     async def aclose(self) -> None:
         try:
             await self.flush()
