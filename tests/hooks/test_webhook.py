@@ -182,9 +182,9 @@ async def test_empty_map_is_a_valid_answer(make: Make, receiver: WebhookReceiver
 
 @pytest.mark.anyio
 async def test_oversized_response_is_a_result_error(make: Make, receiver: WebhookReceiver) -> None:
-    from dispatcher.hooks.webhook import MAX_RESPONSE_BYTES
+    from dispatcher.hooks.base import MAX_RESPONSE
 
-    receiver.replies["/hook"] = Reply(200, b'"' + b"x" * MAX_RESPONSE_BYTES + b'"')
+    receiver.replies["/hook"] = Reply(200, b'"' + b"x" * MAX_RESPONSE + b'"')
     with pytest.raises(HookResultError, match="limit"):
         await make().invoke(EVENT)
 
