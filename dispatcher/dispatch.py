@@ -56,6 +56,7 @@ from dispatcher.render import Composer
 from dispatcher.runlock import RunLock
 from dispatcher.secrets import resolve_secrets
 from dispatcher.segments import SegmentSource, open_source
+from dispatcher.timeline import TIMELINE_FILE, Timeline
 
 RUN_FILE = "run.json"
 
@@ -366,6 +367,7 @@ async def execute(
     claim_addresses: AddressClaims | None = None,
     history: Ledger | None = None,
     stop: anyio.Event | None = None,
+    timeline: Timeline | None = None,
 ) -> Stages:
     """Run the stages over ``source``; every record read ends in ``log`` (and ``ledger``).
 
@@ -421,17 +423,49 @@ async def execute(
         event_stream=ctx.event_stream,
         stop=stop,
         empty_variables=EmptyVariables() if ctx.dry_run else None,
+        timeline=timeline,
     )
     with _collector_tuned():
         async with anyio.create_task_group() as tg:
             if progress:
                 tg.start_soon(show_progress, counters)
+            if timeline is not None:
+                tg.start_soon(_save_timeline, timeline, ctx.out / TIMELINE_FILE)
             await run_stages(stages)
             tg.cancel_scope.cancel()
     log.flush()
     if ledger is not None:
         await ledger.flush()
     return stages
+
+
+TIMELINE_EVERY = 30.0
+"""Seconds between two saves of ``timeline.json`` while a run goes."""
+
+
+async def _save_timeline(timeline: Timeline, path: Path) -> None:
+    """Keep ``timeline.json`` fresh while the run goes (a report of a killed run has it)."""
+    while True:
+        await anyio.sleep(TIMELINE_EVERY)
+        try:
+            timeline.write(path)
+        except StorageError:
+            pass  # the report's data: never worth stopping the run for
+
+
+def _timeline(settings: Settings, out: Path, run_id: str, started: float,
+              continuing: bool, dry_run: bool) -> Timeline:  # fmt: skip
+    """The run's timeline; a resume or retry continues the one its first attempt saved."""
+    ceiling = None if dry_run else settings.messages_per_second
+    path = out / TIMELINE_FILE
+    if continuing and path.exists():
+        try:
+            previous = Timeline.read(path)
+        except DispatchError:
+            previous = None
+        if previous is not None and previous.run_id == run_id:
+            return Timeline.resumed(previous, started, ceiling=ceiling)
+    return Timeline(started, ceiling=ceiling, run_id=run_id)
 
 
 def _ledger_path(settings: Settings, out: Path, ledger: bool | Path) -> Path:
@@ -725,18 +759,22 @@ async def _dispatch(
     log = OutcomeLog(out / OUTCOMES_FILE, append=attempt.continuing)
     stack.callback(log.close)
     counters = Counters()
+    timeline = _timeline(settings, out, run_id, counters.started, attempt.continuing,
+                         attempt.dry_run)  # fmt: skip
     try:
         stages = await execute(
             ctx, source=source, log=log, ledger=ledger, skip=skip, progress=progress,
-            counters=counters, history=book, stop=stop,
+            counters=counters, history=book, stop=stop, timeline=timeline,
         )  # fmt: skip
     except BaseException as exc:
         if ledger is not None:
             await _mark_interrupted(ledger, run_id)
+        _finish_timeline(timeline, out)
         error = _dispatch_error(exc)
         if error is not None and error is not exc:
             raise error from exc
         raise
+    _finish_timeline(timeline, out)
     summary = Summary(
         run_id=run_id,
         hook_invocations=counters.hook_invocations + int(ctx_extra(prior, "hook_invocations")),
@@ -770,6 +808,14 @@ async def _dispatch(
     if not attempt.dry_run:
         write_summary(out, summary)
     return summary
+
+
+def _finish_timeline(timeline: Timeline, out: Path) -> None:
+    timeline.finish()
+    try:
+        timeline.write(out / TIMELINE_FILE)
+    except StorageError:
+        pass  # the report's data: never worth failing the run for
 
 
 def ctx_extra(prior: RunInfo | None, key: str) -> int:

@@ -37,6 +37,7 @@ from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters
 from dispatcher.render import Composer, RenderFailed
 from dispatcher.segments import SegmentSource
+from dispatcher.timeline import Timeline
 
 
 class NoLimit:
@@ -107,6 +108,8 @@ class Stages:
     """False when ``stop`` left records without an outcome."""
     claimed_ids: AddressSet | None = None
     """Endpoint ids sent in this run, when there is no ledger to claim them in."""
+    timeline: Timeline | None = None
+    """Per-second counters for the run report."""
     empty_variables: EmptyVariables | None = None
     """Counts message variables that rendered empty (dry runs)."""
 
@@ -134,11 +137,14 @@ class Stages:
         if self.ledger is not None:
             await self.ledger.record(self.run_id, outcomes, release=release, sent=sent)
         self.log.write(outcomes)
+        counters, timeline = self.counters, self.timeline
         for o in outcomes:
             if o.status is Status.SUCCESS:
-                self.counters.sent += 1
+                counters.sent += 1
             elif o.status not in _QUIET:
-                self.counters.failed += 1
+                counters.failed += 1
+            if timeline is not None:
+                timeline.outcome(o.status.value)
         if self.event_stream is not None and outcomes:
             defs = definitions if definitions is not None else [None] * len(outcomes)
             await self.event_stream.publish(zip(outcomes, defs, strict=True))
@@ -238,6 +244,14 @@ TOO_BIG_REASON = (
 )
 
 
+def _hook_done(s: Stages, began: float, *, ok: bool) -> None:
+    latency = time.monotonic() - began
+    s.counters.hook_chunks += 1
+    s.counters.hook_seconds += latency
+    if s.timeline is not None:
+        s.timeline.hook(latency, ok)
+
+
 async def _hook_event(
     s: Stages,
     treatment: str,
@@ -255,22 +269,21 @@ async def _hook_event(
     began = time.monotonic()
     try:
         result = await invoke_with_policy(transport, event, s.policy, on_attempt=count_attempt)
-        if s.delivery_mode:
-            # The function delivered; its return value is unused.
-            await s.record(
-                [Outcome.of(r, Status.SUCCESS) for r in records.values()],
-                sent=[(eid, s.campaign_id) for eid in records],
-            )
-            return
-        accepted, ignored = filter_result(result, records)
+        if not s.delivery_mode:
+            accepted, ignored = filter_result(result, records)
     except HookError as exc:
-        s.counters.hook_chunks += 1
-        s.counters.hook_seconds += time.monotonic() - began
+        _hook_done(s, began, ok=False)
         reason = f"hook {transport.name}: {exc.reason}"
         await s.record([Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()])
         return
-    s.counters.hook_chunks += 1
-    s.counters.hook_seconds += time.monotonic() - began
+    _hook_done(s, began, ok=True)
+    if s.delivery_mode:
+        # The function delivered; its return value is unused.
+        await s.record(
+            [Outcome.of(r, Status.SUCCESS) for r in records.values()],
+            sent=[(eid, s.campaign_id) for eid in records],
+        )
+        return
     s.ignored_hook_ids += ignored
     s.counters.hooked += len(accepted)
     settled: list[Outcome] = []
@@ -368,7 +381,13 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
                 if not part:
                     continue
             await route.limiter.acquire(len(part))
+            if s.timeline is not None:
+                s.timeline.sent(len(part), part[0].channel_type)
             results = await _send(route.sender, part)
+            if s.timeline is not None:
+                throttled = sum(r.status is Status.THROTTLED for r in results)
+                if throttled:
+                    s.timeline.throttled(throttled)
             final: list[Outcome] = []
             final_messages: list[Message] = []
             release: list[str] = []

@@ -111,6 +111,8 @@ def _execute(
         out(f"dispatcher: {exc}{then}", error=True)
         return EXIT_ENVIRONMENT
     print_json(summary.to_json())
+    if not getattr(args, "no_report", False):
+        _write_report(args, settings, summary, out)
     if summary.skipped_in_doubt:
         out(f"dispatcher: skipped {summary.skipped_in_doubt:,} records whose send is in doubt "
             "(an earlier attempt may have sent them; they are never sent again)")
@@ -119,6 +121,22 @@ def _execute(
     out(tally(summary, "dry run finished" if summary.dry_run else "finished"))
     count, percent = args.max_failures
     return EXIT_FAILURES if summary.failed_beyond(count, percent=percent) else EXIT_OK
+
+
+def _write_report(args: argparse.Namespace, settings: Settings, summary: Summary,
+                  out: Output) -> None:  # fmt: skip
+    """``DIR/report.html`` at the end of a run; a run never fails because of its report."""
+    from dispatcher.errors import DispatchError
+    from dispatcher.report import report_data, write_report
+
+    try:
+        data = report_data(Path(args.out), run_id=summary.run_id, settings=settings,
+                           dry_run=summary.dry_run, state="FINISHED")  # fmt: skip
+        path = write_report(Path(args.out), data)
+    except (DispatchError, OSError) as exc:
+        out(f"dispatcher: no report: {exc}")
+        return
+    out(f"dispatcher: report {path}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -270,6 +288,8 @@ def _common_run_flags(parser: argparse.ArgumentParser) -> None:
                              "percentage) end in a failure status (default 0)")
     parser.add_argument("--force-changed-input", action="store_true",
                         help="continue a run although its segment or campaign changed")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write OUT/report.html at the end")
 
 
 def _campaign_json_flags(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import orjson
 
 from dispatcher.errors import LedgerError
@@ -63,6 +65,8 @@ class SqliteLedger:
         self._sent: list[tuple[str, str, int, float]] = []
         self._attempt: dict[str, int] = {}
         self._keys: dict[str, int] = {}
+        self._queue: list[_PendingClaim] = []
+        self._leader = False
 
     def _key(self, run_id: str) -> int:
         """The run's integer key; a run first seen here gets a row (its info comes with
@@ -160,37 +164,71 @@ class SqliteLedger:
         return found
 
     async def claim(self, run_id: str, claims: Sequence[SendClaim]) -> list[Claim]:
+        """Claim endpoints durably before their send; one answer per claim, in order.
+
+        Group commit: concurrent claimers (the send workers) share one transaction. The
+        first becomes the leader, lets the others queue their claims for one turn of the
+        event loop, then commits them all with whatever ``record`` buffered; every claim
+        is durable before any of them is answered.
+        """
         if not claims:
             return []
-        run = self._key(run_id)
+        pending = _PendingClaim(self._key(run_id), claims)
+        self._queue.append(pending)
+        if self._leader:
+            await pending.done.wait()
+        else:
+            self._leader = True
+            try:
+                await anyio.lowlevel.cancel_shielded_checkpoint()
+                queued, self._queue = self._queue, []
+                self._commit_claims(queued)
+            finally:
+                self._leader = False
+        if pending.error is not None:
+            raise pending.error
+        return pending.answers
+
+    def _commit_claims(self, queued: list[_PendingClaim]) -> None:
+        try:
+            with self._tx():
+                self._write_pending()
+                for pending in queued:
+                    pending.answers = self._claim_rows(pending.run, pending.claims)
+            self._clear_pending()
+        except LedgerError as exc:
+            for pending in queued:
+                pending.error = exc
+        finally:
+            for pending in queued:
+                pending.done.set()
+
+    def _claim_rows(self, run: int, claims: Sequence[SendClaim]) -> list[Claim]:
         ids = [c.endpoint_id for c in claims]
-        with self._tx():
-            self._write_pending()
-            held: dict[str, tuple[int, bool]] = {}  # endpoint id -> (line, sent)
-            for start in range(0, len(ids), 500):
-                part = ids[start : start + 500]
-                marks = ",".join("?" * len(part))
-                for eid, line, status in self._db.execute(
-                    "SELECT c.endpoint_id, c.line, o.status FROM claims c LEFT JOIN outcomes o "
-                    "ON o.run = c.run AND o.line = c.line "
-                    f"WHERE c.run = ? AND c.endpoint_id IN ({marks})",
-                    (run, *part),
-                ):
-                    held[eid] = (line, status == "SUCCESS")
-            answers: list[Claim] = []
-            fresh = []
-            for c in claims:
-                prior = held.get(c.endpoint_id)
-                if prior is None:
-                    answers.append(Claim.GRANTED)
-                    held[c.endpoint_id] = (c.line, False)
-                    fresh.append((run, c.endpoint_id, c.line, c.sender))
-                elif prior[0] != c.line:
-                    answers.append(Claim.OTHER_LINE)
-                else:
-                    answers.append(Claim.SENT if prior[1] else Claim.IN_DOUBT)
-            self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?)", fresh)
-        self._clear_pending()
+        held: dict[str, tuple[int, bool]] = {}  # endpoint id -> (line, sent)
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for eid, line, status in self._db.execute(
+                "SELECT c.endpoint_id, c.line, o.status FROM claims c LEFT JOIN outcomes o "
+                "ON o.run = c.run AND o.line = c.line "
+                f"WHERE c.run = ? AND c.endpoint_id IN ({marks})",
+                (run, *part),
+            ):
+                held[eid] = (line, status == "SUCCESS")
+        answers: list[Claim] = []
+        fresh = []
+        for c in claims:
+            prior = held.get(c.endpoint_id)
+            if prior is None:
+                answers.append(Claim.GRANTED)
+                held[c.endpoint_id] = (c.line, False)
+                fresh.append((run, c.endpoint_id, c.line, c.sender))
+            elif prior[0] != c.line:
+                answers.append(Claim.OTHER_LINE)
+            else:
+                answers.append(Claim.SENT if prior[1] else Claim.IN_DOUBT)
+        self._db.executemany("INSERT INTO claims VALUES (?, ?, ?, ?)", fresh)
         return answers
 
     async def record(
@@ -338,6 +376,19 @@ class SqliteLedger:
             yield
         except sqlite3.Error as exc:
             raise _ledger_error(self.path, exc, doing) from exc
+
+
+class _PendingClaim:
+    """One ``claim`` call waiting for the group commit that answers it."""
+
+    __slots__ = ("answers", "claims", "done", "error", "run")
+
+    def __init__(self, run: int, claims: Sequence[SendClaim]) -> None:
+        self.run = run
+        self.claims = claims
+        self.done = anyio.Event()
+        self.answers: list[Claim] = []
+        self.error: LedgerError | None = None
 
 
 def _dump(run: RunInfo) -> bytes:
