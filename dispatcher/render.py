@@ -18,7 +18,7 @@ from typing import Any
 from dispatcher import handlebars
 from dispatcher.errors import DispatchError
 
-__all__ = ["Composer", "RenderFailed", "compile_template", "to_text"]
+__all__ = ["Composer", "EmptyVariables", "RenderFailed", "compile_template", "to_text"]
 
 
 def to_text(value: Any) -> str:
@@ -157,3 +157,27 @@ class Composer:
 
 def part_of(source: str, where: str, defaults: str | None) -> handlebars.Template | None:
     return compile_template(source, where=where, defaults=defaults) if "{{" in source else None
+
+
+class EmptyVariables:
+    """Which message variables rendered empty, and in how many of the messages whose
+    templates print them (the messages of every route that reported the variable)."""
+
+    def __init__(self) -> None:
+        self.empty: dict[str, int] = {}
+        self.messages: dict[int, int] = {}
+        self.routes: dict[str, set[int]] = {}
+
+    def count(self, composer: Composer, missing: list[str]) -> None:
+        route = id(composer)
+        self.messages[route] = self.messages.get(route, 0) + 1
+        for path in set(missing):
+            self.empty[path] = self.empty.get(path, 0) + 1
+            self.routes.setdefault(path, set()).add(route)
+
+    def report(self) -> list[str]:
+        """One line per variable that was empty at least once, most often first."""
+        ranked = sorted(self.empty.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [f"{path}: empty in {n} of "
+                f"{sum(self.messages[r] for r in self.routes[path])} messages"
+                for path, n in ranked]  # fmt: skip

@@ -124,7 +124,7 @@ async def submit(
     template_json: Sequence[str] = (),
 ) -> tuple[str, int]:
     """Plan and enqueue a fleet run; return (RunId, number of shard jobs)."""
-    from dispatcher.dispatch import new_run_id
+    from dispatcher.attempts import new_run_id
     from dispatcher.ledger.dynamodb import DynamoLedger
     from dispatcher.segments.s3 import is_s3_url
     from dispatcher.segments.shards import plan_shards

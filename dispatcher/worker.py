@@ -224,7 +224,7 @@ class Worker:
             )  # fmt: skip
 
     async def _run_job(self, job: Job) -> None:
-        from dispatcher.dispatch import execute, open_context
+        from dispatcher.context import execute, open_context
         from dispatcher.ledger.dynamodb import DynamoLedger
         from dispatcher.s3output import put_json_lines
         from dispatcher.segments.shards import Shard, ShardSource

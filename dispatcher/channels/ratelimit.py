@@ -39,7 +39,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["ChainedLimiter", "Limiter", "RateLimiter", "chain"]
+__all__ = ["ChainedLimiter", "Limiter", "NoLimit", "RateLimiter", "chain"]
 
 _COALESCE = 0.001
 """Grants closer together than this share one log entry (stamped with the later time)."""
@@ -304,3 +304,13 @@ def _check_request(n: int, rate: float) -> None:
         raise ValueError(f"'n' must be an int >= 0, got {n!r}")
     if n > rate:
         raise ValueError(f"'n' must be <= the rate ({rate:g}/s): {n} starts can never fit")
+
+
+class NoLimit:
+    """The limiter of a route with no rate limit."""
+
+    async def acquire(self, n: int = 1) -> None:
+        return None
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        return None
