@@ -59,8 +59,8 @@ def _pinpoint_form(source: str) -> str:
 
 def renderers() -> dict[str, Callable[[dict[str, Any], dict[str, Any]], object]]:
     """One function per scenario rendering the 3 templates for one endpoint."""
-    from dispatcher import handlebars
     from benchmarks.legacy_render import Template
+    from dispatcher import handlebars
 
     old = [Template(SMS), Template(SUBJECT), Template(HTML, html_mode=True)]
 

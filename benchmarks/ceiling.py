@@ -74,7 +74,10 @@ def render(parts: list[Part] | None, d: dict[str, Any]) -> str | None:
         value: Any = d
         for key in p[0]:
             value = value.get(key) if isinstance(value, dict) else None
-        text = ", ".join(value) if isinstance(value, list) else ("" if value is None else str(value))
+        if isinstance(value, list):
+            text = ", ".join(value)
+        else:
+            text = "" if value is None else str(value)
         out.append(html.escape(text) if p[1] else text)
     return "".join(out)
 

@@ -7,14 +7,21 @@
     async with LambdaHost([FunctionSpec.parse("credit=config/credit-score.js:handler")]) as host:
         ...  # any Lambda client with endpoint_url=host.endpoint_url
 
-Handlers run in worker processes behind the Lambda Runtime API, under the official
-runtime interface clients (``awslambdaric`` for Python, ``aws-lambda-ric`` for Node.js),
-so they see Lambda's event, context, error and timeout semantics. Install the Node.js
-client with ``npm ci --prefix dispatcher/lambda_host``.
+Handlers run in worker processes behind the Lambda Runtime API, under runtime interface
+clients (``awslambdaric`` from PyPI for Python; for Node.js a pure-JavaScript client
+shipped in this package, ``node_runtime.js``, that follows the official one), so they
+see Lambda's event, context, error and timeout semantics. Node.js needs nothing
+installed but ``node`` itself.
+
+What the host trusts (see docs/lambda-host.md): the Invoke API answers programs on this
+machine, never a web page (``callers``); each worker's Runtime API answers that worker
+only (a per-worker secret, ``runtime_api``); a worker's whole process group dies with
+the worker and with the host (``worker``, ``_launch``); queued ``Event`` payloads,
+request bodies and responses are bounded in bytes (``invoke_api``, ``invocation``).
 
 Modules: ``spec`` (what runs), ``host`` (``LambdaHost``, ``serve``), ``invoke_api``,
-``runtime_api``, ``function`` (concurrency, timeouts, worker reuse), ``worker``
-(processes), ``command`` (the CLI).
+``callers``, ``runtime_api``, ``function`` (concurrency, timeouts, worker reuse),
+``worker`` and ``_launch`` (processes), ``command`` (the CLI).
 """
 
 from dispatcher.lambda_host.function import FunctionStats

@@ -4,15 +4,19 @@
                             [--timeout [NAME=]SECONDS]... [--concurrency [NAME=]N]...
                             [--region us-east-1] [--account-id 000000000000]
                             [--worker-logs stderr|discard]
+                            [--max-queued-event-bytes BYTES]
                             NAME=HANDLER [NAME=HANDLER ...]
 
 ``HANDLER`` is ``path/file.js:fn``, ``path/file.mjs:fn``, ``path/file.py:fn`` or
 ``package.module:fn`` (see ``dispatcher.lambda_host.spec``). ``--timeout`` and
 ``--concurrency`` without ``NAME=`` set the default of every function (15 s, as long as
 Amazon Pinpoint waits for a hook, and 8 workers); with ``NAME=`` they override it for
-one function, e.g. ``--timeout 5 --timeout enrich=30 --concurrency score=2``. The host
-prints ``Lambda host listening on http://HOST:PORT (functions: ...)`` once it accepts
-invocations, and stops on SIGINT or SIGTERM, leaving no worker process behind.
+one function, e.g. ``--timeout 5 --timeout enrich=30 --concurrency score=2``.
+``--max-queued-event-bytes`` bounds each function's queue of ``Event`` payloads waiting
+for a slot (default 64 MiB; beyond it: 429). The host prints ``Lambda host listening on
+http://HOST:PORT (functions: ...)`` once it accepts invocations, and stops on SIGINT or
+SIGTERM, leaving no worker process behind. A ``--host`` other than loopback gets a
+warning on stderr: the Invoke API has no authentication.
 
     dispatcher lambda add-permission --policy-file FILE --function-name NAME
                             --statement-id SID --action lambda:InvokeFunction
@@ -35,6 +39,7 @@ import orjson
 
 from dispatcher.errors import ConfigError
 from dispatcher.lambda_host.host import DEFAULT_ACCOUNT, DEFAULT_PORT
+from dispatcher.lambda_host.invoke_api import DEFAULT_MAX_QUEUED_EVENT_BYTES
 from dispatcher.lambda_host.spec import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, FunctionSpec
 
 
@@ -54,7 +59,9 @@ def register(subparsers: Any) -> None:
     serve.add_argument("functions", nargs="+", metavar="NAME=HANDLER",
                        help="e.g. credit=config/credit-score.js:handler or "
                        "score=hooks.score:handler")
-    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address (default: 127.0.0.1); the API has no authentication, "
+                       "so any other address gets a warning")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT,
                        help=f"port, 0 for any free one (default: {DEFAULT_PORT})")
     serve.add_argument("--timeout", action="append", default=[], metavar="[NAME=]SECONDS",
@@ -66,6 +73,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--account-id", default=DEFAULT_ACCOUNT, help="account id in ARNs")
     serve.add_argument("--worker-logs", choices=("stderr", "discard"), default="stderr",
                        help="where handler output goes (default: stderr)")
+    serve.add_argument("--max-queued-event-bytes", type=int,
+                       default=DEFAULT_MAX_QUEUED_EVENT_BYTES, metavar="BYTES",
+                       help="per function, bytes of Event payloads that may wait for a slot "
+                       f"before the host throttles (default: {DEFAULT_MAX_QUEUED_EVENT_BYTES})")
     serve.set_defaults(func=_serve)
 
     perm = sub.add_parser(
@@ -126,7 +137,8 @@ def _serve(args: argparse.Namespace) -> int:
     specs = parse_functions(args)
     output = subprocess.DEVNULL if args.worker_logs == "discard" else None
     return serve(specs, host=args.host, port=args.port, region=args.region,
-                 account_id=args.account_id, worker_output=output)
+                 account_id=args.account_id, worker_output=output,
+                 max_queued_event_bytes=args.max_queued_event_bytes)
 
 
 def _add_permission(args: argparse.Namespace) -> int:

@@ -97,6 +97,10 @@ class FunctionPool:
             self._stats.throttles += 1
             raise Throttled from None
 
+    def throttled(self) -> None:
+        """Count a throttle decided elsewhere (a full ``Event`` queue)."""
+        self._stats.throttles += 1
+
     async def acquire(self) -> None:
         """Wait for a slot (asynchronous ``Event`` invokes)."""
         await self._slots.acquire()
@@ -203,6 +207,7 @@ class FunctionPool:
         finally:
             with anyio.CancelScope(shield=True):
                 was_alive = worker.alive
+                worker.reaped()  # whatever the handler left running in the group dies too
                 self._discard(worker)
                 inv = worker.current
                 if inv is not None and not inv.delivered.is_set() and worker.invocations:
@@ -224,15 +229,21 @@ class FunctionPool:
     # -- called by the Runtime API ---------------------------------------------------------
 
     def complete(
-        self, worker: Worker, result: bytes, function_error: str | None, *, reuse: bool = True
+        self,
+        worker: Worker,
+        inv: Invocation,
+        result: bytes,
+        function_error: str | None,
+        *,
+        reuse: bool = True,
     ) -> bool:
-        """The worker posted a response or error for its current invocation.
+        """The worker posted a response or error for ``inv``, its current invocation.
 
-        ``reuse=False`` retires the worker (its runtime client gives up after a
-        rejected response, as in Lambda, where the environment is then replaced).
+        False, and nothing changes, if ``inv`` is no longer current (already answered,
+        timed out). ``reuse=False`` retires the worker (its runtime client gives up after
+        a rejected response, as in Lambda, where the environment is then replaced).
         """
-        inv = worker.current
-        if inv is None or not worker.alive:
+        if worker.current is not inv or not worker.alive:
             return False
         inv.finish(result, function_error)
         worker.current = None

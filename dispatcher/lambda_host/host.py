@@ -6,12 +6,17 @@
 
 Runs on the asyncio backend (aiohttp). Leaving the context stops taking new invocations,
 lets those in flight finish for up to ``shutdown_grace`` seconds, then SIGKILLs every
-worker and waits until each one is reaped: no worker outlives the host.
+worker's process group and waits until each worker is reaped: nothing a worker started
+in its group outlives the host. The host also holds the write end of a lifeline pipe
+whose read end every worker's watchdog watches (see ``_launch``): if the host dies
+without cleaning up (SIGKILL), the kernel closes it and each watchdog kills its group.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
 import socket
 import sys
@@ -25,11 +30,16 @@ import anyio
 from aiohttp import web
 
 from dispatcher.errors import ConfigError
+from dispatcher.lambda_host.callers import is_loopback
 from dispatcher.lambda_host.function import FunctionPool, FunctionStats
-from dispatcher.lambda_host.invoke_api import InvokeApi
+from dispatcher.lambda_host.invoke_api import (
+    DEFAULT_MAX_QUEUED_EVENT_BYTES,
+    MAX_ASYNC_PAYLOAD,
+    InvokeApi,
+)
 from dispatcher.lambda_host.runtime_api import RuntimeApi
 from dispatcher.lambda_host.spec import FunctionSpec
-from dispatcher.lambda_host.worker import WorkerConfig
+from dispatcher.lambda_host.worker import NODE_RUNTIME, WorkerConfig
 
 log = logging.getLogger("dispatcher.lambda_host")
 
@@ -51,8 +61,10 @@ class LambdaHost:
     ``port=0`` picks a free port. ``region`` and ``account_id`` only shape ARNs
     (``invokedFunctionArn``, error messages) and ``AWS_REGION``. ``worker_output``
     receives the workers' stdout and stderr (default: the host's stderr; pass
-    ``subprocess.DEVNULL`` to discard). ``node`` / ``node_ric`` locate Node.js and the
-    ``aws-lambda-ric`` package (default: ``dispatcher/lambda_host/node_modules``).
+    ``subprocess.DEVNULL`` to discard). ``node`` and ``python`` are the interpreters
+    that run the workers; ``node_runtime`` the Node.js runtime client (default: the one
+    shipped in this package). ``max_queued_event_bytes`` bounds, per function, the ``Event``
+    payloads waiting for a concurrency slot (beyond it: 429).
     """
 
     def __init__(
@@ -67,8 +79,9 @@ class LambdaHost:
         shutdown_grace: float = 5.0,
         worker_output: int | IO[Any] | None = None,
         node: str = "node",
-        node_ric: Path | None = None,
+        node_runtime: Path = NODE_RUNTIME,
         python: str = sys.executable,
+        max_queued_event_bytes: int = DEFAULT_MAX_QUEUED_EVENT_BYTES,
     ) -> None:
         self.specs = list(functions)
         names = [s.name for s in self.specs]
@@ -77,15 +90,20 @@ class LambdaHost:
             raise ConfigError(f"function {duplicates[0]!r} is defined more than once")
         if init_timeout <= 0:
             raise ConfigError(f"'init_timeout' must be > 0, got {init_timeout:g}")
+        if max_queued_event_bytes < MAX_ASYNC_PAYLOAD:
+            raise ConfigError(
+                f"'max_queued_event_bytes' must be >= {MAX_ASYNC_PAYLOAD} (one Event "
+                f"payload), got {max_queued_event_bytes}"
+            )
         self.host = host
         self.port = port
         self.region = region
         self.account_id = account_id
         self._init_timeout = init_timeout
         self._shutdown_grace = shutdown_grace
-        self._config = WorkerConfig(
-            region=region, python=python, node=node, node_ric=node_ric, output=worker_output
-        )
+        self._max_queued_event_bytes = max_queued_event_bytes
+        self._config = WorkerConfig(region=region, python=python, node=node,
+                                    node_runtime=node_runtime, output=worker_output)
         self._config.check({s.runtime for s in self.specs})
         self._pools: dict[str, FunctionPool] = {}
         self._stack: AsyncExitStack | None = None
@@ -119,23 +137,39 @@ class LambdaHost:
         }
 
     async def __aenter__(self) -> LambdaHost:
+        # Bound first, outside the task group: a busy port is a plain ConfigError.
+        sock = self._listen()
+        try:
+            return await self._start(sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def _start(self, sock: socket.socket) -> LambdaHost:
         async with AsyncExitStack() as stack:
             tg = await stack.enter_async_context(anyio.create_task_group())
             # Runs last on exit, just before the task group waits for its tasks: by then
             # every worker is reaped, so what is left (queued Event invokes) is cancelled.
             stack.callback(tg.cancel_scope.cancel)
+            # Closed last (callbacks run in reverse): after every worker is reaped.
+            lifeline, keep_alive = os.pipe()
+            stack.callback(os.close, lifeline)
+            stack.callback(os.close, keep_alive)
+            config = dataclasses.replace(self._config, lifeline=lifeline)
             runtime_api = RuntimeApi(self._pools)
             await runtime_api.setup()
             stack.push_async_callback(runtime_api.aclose)
             for spec in self.specs:
                 self._pools[spec.name] = FunctionPool(
-                    spec, config=self._config, task_group=tg, sites=runtime_api,
+                    spec, config=config, task_group=tg, sites=runtime_api,
                     init_timeout=self._init_timeout,
                 )
-            invoke_api = InvokeApi(self._pools, task_group=tg, function_arn=self.function_arn)
+            invoke_api = InvokeApi(
+                self._pools, task_group=tg, function_arn=self.function_arn, bind=self.host,
+                max_queued_event_bytes=self._max_queued_event_bytes,
+            )
             await invoke_api.runner.setup()
             stack.push_async_callback(_shielded(invoke_api.runner.cleanup))
-            sock = self._listen()
             self._site = web.SockSite(invoke_api.runner, sock)
             await self._site.start()
             self.port = sock.getsockname()[1]
@@ -207,9 +241,15 @@ def serve(
 ) -> int:
     """Run a host until SIGINT or SIGTERM; print one ready line to stdout; return 0.
 
-    ``options`` are passed to ``LambdaHost``; ``ready`` replaces the ready line.
+    ``options`` are passed to ``LambdaHost``; ``ready`` replaces the ready line. A
+    ``host`` that is not loopback gets a warning on stderr first: anyone who can reach
+    it can run the functions.
     """
     specs = list(functions)
+    if not is_loopback(host):
+        print(f"warning: the Lambda host will listen on {host}, not loopback: its Invoke API "
+              "has no authentication, so anyone who can reach that address can invoke "
+              "the functions", file=sys.stderr, flush=True)
 
     async def main() -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

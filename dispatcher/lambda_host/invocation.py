@@ -5,6 +5,9 @@ to the caller byte for byte, as Lambda does: Node.js runtimes send ``errorType``
 ``errorMessage`` and ``trace``; Python sends ``errorType``, ``errorMessage``,
 ``requestId`` and ``stackTrace``. Errors only the *host* can see (a timeout, a runtime
 that exited, a response over the size limit) use Lambda's own wording.
+
+Bodies, from callers and from workers alike, are read with ``read_capped``: never more
+than their limit is held, however much is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 import anyio
 import orjson
+from aiohttp import web
 
 UNHANDLED = "Unhandled"
 """``X-Amz-Function-Error`` for every function error.
@@ -75,6 +79,26 @@ class Invocation:
                            UNHANDLED)
 
 
+_CHUNK = 256 * 1024
+
+
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it exceeds ``limit`` bytes.
+
+    An oversized body is never held whole: at most ``limit`` plus one chunk. aiohttp
+    reads and drops the rest after the response (its lingering close), so the sender
+    gets the answer instead of a reset connection.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
 def host_error(error_type: str, message: str) -> bytes:
     """A function-error payload written by the host: ``{"errorType", "errorMessage"}``."""
     return orjson.dumps({"errorType": error_type, "errorMessage": message})
@@ -89,5 +113,6 @@ __all__ = [
     "UNHANDLED",
     "Invocation",
     "host_error",
+    "read_capped",
     "timeout_message",
 ]

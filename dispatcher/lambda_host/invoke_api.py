@@ -19,10 +19,11 @@ Event                              202   empty; runs in the background
 DryRun                             204   empty
 unknown function                   404   ``ResourceNotFoundException``
 payload over 6291456 bytes         413   ``RequestTooLargeException`` (1 MiB for Event)
+foreign ``Host``, ``Origin``       403   ``AccessDeniedException`` (see below)
 body not JSON, bad client context  400   ``InvalidRequestContentException``
 bad invocation type / qualifier    400   ``InvalidParameterValueException``
-no free concurrency slot           429   ``TooManyRequestsException``, Reason
-                                         ``ReservedFunctionConcurrentInvocationLimit
+no free concurrency slot, or the   429   ``TooManyRequestsException``, Reason
+``Event`` queue is full                  ``ReservedFunctionConcurrentInvocationLimit
                                          Exceeded``, ``Retry-After``
 host shutting down                 503   ``ServiceException``
 =================================  ====  ===========================================
@@ -34,6 +35,19 @@ not retried.
 Errors carry ``X-Amzn-ErrorType`` and a JSON body with ``Type`` and ``message`` (or
 ``Message``, following the botocore model) so that botocore raises ``ClientError``
 with the right ``Code``. Every response has an ``X-Amzn-RequestId``.
+
+Who may call (checked before anything else, see ``callers``): a request whose ``Host``
+is not a loopback name or address, or that carries an ``Origin`` or ``Sec-Fetch-Site``
+header (only browsers send those), gets 403 ``AccessDeniedException``. So a web page
+open in a browser on the machine cannot invoke a function, neither by posting to
+``127.0.0.1`` (it sends ``Origin``) nor through a DNS name rebound to it (its ``Host``
+is that name). SDKs and the AWS CLI send neither header and a loopback ``Host``.
+
+Memory: a synchronous invoke takes its concurrency slot *before* its body is read, so
+at most ``concurrency`` request bodies of up to 6 MB are held per function; ``Event``
+payloads waiting for a slot are bounded per function in count (``MAX_QUEUED_EVENTS``)
+and in bytes (``max_queued_event_bytes``, default ``DEFAULT_MAX_QUEUED_EVENT_BYTES``),
+beyond which the host throttles (429), as Lambda does.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ import binascii
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +65,9 @@ import orjson
 from aiohttp import web
 from anyio.abc import TaskGroup
 
+from dispatcher.lambda_host.callers import CallerCheck
 from dispatcher.lambda_host.function import FunctionPool, Throttled
-from dispatcher.lambda_host.invocation import Invocation
+from dispatcher.lambda_host.invocation import Invocation, read_capped
 
 log = logging.getLogger("dispatcher.lambda_host")
 
@@ -60,10 +75,13 @@ MAX_SYNC_PAYLOAD = 6 * 1024 * 1024
 """Synchronous request limit: 6291456 bytes; a larger body is a 413."""
 
 MAX_ASYNC_PAYLOAD = 1024 * 1024
-"""``Event`` request limit (Lambda raised it from 256 KB to 1 MB in 2025)."""
+"""``Event`` request limit (Lambda raised it from 256 KB to 1 MB in October 2025)."""
 
 MAX_QUEUED_EVENTS = 10_000
 """``Event`` invocations waiting for a slot, per function, before the host throttles."""
+
+DEFAULT_MAX_QUEUED_EVENT_BYTES = 64 * 1024 * 1024
+"""Bytes of ``Event`` payloads waiting for a slot, per function, before the host throttles."""
 
 RETRY_AFTER_SECONDS = 1
 
@@ -141,7 +159,12 @@ def parse_function_name(raw: str, qualifier: str | None) -> Target:
 
 
 class InvokeApi:
-    """Serves ``Invoke`` for the functions of one host."""
+    """Serves ``Invoke`` for the functions of one host.
+
+    ``bind`` is the address the host listens on (it widens which ``Host`` headers are
+    accepted, see ``callers``); ``max_queued_event_bytes`` bounds, per function, the
+    ``Event`` payloads waiting for a concurrency slot.
+    """
 
     def __init__(
         self,
@@ -149,15 +172,36 @@ class InvokeApi:
         *,
         task_group: TaskGroup,
         function_arn: Callable[[str], str],
+        bind: str = "127.0.0.1",
+        max_queued_event_bytes: int = DEFAULT_MAX_QUEUED_EVENT_BYTES,
     ) -> None:
         self._pools = pools
         self._tg = task_group
         self._function_arn = function_arn
+        self._callers = CallerCheck(bind)
+        self._max_queued_bytes = max_queued_event_bytes
         self._queued_events: dict[str, int] = {name: 0 for name in pools}
+        self._queued_bytes: dict[str, int] = {name: 0 for name in pools}
         self.accepting = True
-        app = web.Application(client_max_size=MAX_SYNC_PAYLOAD + 1)
+        app = web.Application(client_max_size=MAX_SYNC_PAYLOAD + 1,
+                              middlewares=[self._check_caller])
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self._handle)
         self.runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+
+    def queued_event_bytes(self) -> dict[str, int]:
+        """Per function: bytes of ``Event`` payloads read or being read, not yet running."""
+        return dict(self._queued_bytes)
+
+    @web.middleware
+    async def _check_caller(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """403 for web pages, before routing, reading the body or invoking anything."""
+        reason = self._callers.refusal(request.headers)
+        if reason is not None:
+            log.warning("refused a request to %s: %s", request.path, reason)
+            return InvokeError(403, "AccessDeniedException", reason).response(str(uuid.uuid4()))
+        return await handler(request)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
@@ -183,27 +227,23 @@ class InvokeApi:
                 "failed to satisfy constraint: Member must satisfy enum value set: "
                 "[Event, RequestResponse, DryRun]",
             )
-        limit = MAX_ASYNC_PAYLOAD if invocation_type == "Event" else MAX_SYNC_PAYLOAD
-        payload = await _read_payload(request, limit)
-        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
         if not self.accepting:
             raise InvokeError(503, "ServiceException", "The Lambda host is shutting down.",
                               message_key="Message")
-        if invocation_type == "DryRun":
-            return web.Response(status=204, headers={"X-Amzn-RequestId": request_id})
-        inv = Invocation(payload, arn, client_context, request_id=request_id)
+        client_context = _client_context(request.headers.get("X-Amz-Client-Context"))
         if invocation_type == "Event":
-            self._enqueue_event(pool, inv)
-            return web.Response(status=202, headers={"X-Amzn-RequestId": request_id})
+            return await self._accept_event(request, pool, arn, request_id)
+        if invocation_type == "DryRun":  # the body is not read (nor held): nothing runs
+            return web.Response(status=204, headers={"X-Amzn-RequestId": request_id})
+        # The slot first, then the body: a throttled request costs no memory, and the
+        # bodies held at once are bounded by the function's concurrency.
         try:
             pool.try_acquire()
         except Throttled:
-            raise InvokeError(
-                429, "TooManyRequestsException", "Rate Exceeded.",
-                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"},
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            ) from None
+            raise _throttled() from None
         try:
+            payload = await _read_payload(request, MAX_SYNC_PAYLOAD)
+            inv = Invocation(payload, arn, client_context, request_id=request_id)
             await pool.run(inv)
         finally:
             pool.release()
@@ -212,22 +252,44 @@ class InvokeApi:
             headers["X-Amz-Function-Error"] = inv.function_error
         return web.Response(body=inv.result, headers=headers, content_type="application/json")
 
-    def _enqueue_event(self, pool: FunctionPool, inv: Invocation) -> None:
+    async def _accept_event(
+        self, request: web.Request, pool: FunctionPool, arn: str, request_id: str
+    ) -> web.StreamResponse:
+        """Queue an ``Event`` invoke: 202, or 429 when the function's queue is full.
+
+        Room is reserved before the body is read (its declared length, or the Event
+        limit when it declares none), so that bodies being read count too.
+        """
         name = pool.spec.name
-        if self._queued_events[name] >= MAX_QUEUED_EVENTS:
-            raise InvokeError(
-                429, "TooManyRequestsException", "Rate Exceeded.",
-                extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"},
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+        declared = request.content_length
+        reserve = (declared if declared is not None and declared <= MAX_ASYNC_PAYLOAD
+                   else MAX_ASYNC_PAYLOAD)
+        if (self._queued_events[name] >= MAX_QUEUED_EVENTS
+                or self._queued_bytes[name] + reserve > self._max_queued_bytes):
+            pool.throttled()
+            raise _throttled()
         self._queued_events[name] += 1
+        self._queued_bytes[name] += reserve
+        try:
+            payload = await _read_payload(request, MAX_ASYNC_PAYLOAD)
+        except BaseException:
+            self._dequeue(name, reserve)
+            raise
+        # Account for what is held (an empty body becomes "{}").
+        self._queued_bytes[name] += len(payload) - reserve
+        inv = Invocation(payload, arn, None, request_id=request_id)
         self._tg.start_soon(self._run_event, pool, inv, name=f"event {inv.request_id}")
+        return web.Response(status=202, headers={"X-Amzn-RequestId": request_id})
+
+    def _dequeue(self, name: str, size: int) -> None:
+        self._queued_events[name] -= 1
+        self._queued_bytes[name] -= size
 
     async def _run_event(self, pool: FunctionPool, inv: Invocation) -> None:
         try:
             await pool.acquire()
         finally:
-            self._queued_events[pool.spec.name] -= 1
+            self._dequeue(pool.spec.name, len(inv.payload))
         try:
             await pool.run(inv)
         except Exception:  # a background task must never take the host down
@@ -241,24 +303,22 @@ class InvokeApi:
                         pool.spec.name, inv.function_error, detail)
 
 
+def _throttled() -> InvokeError:
+    return InvokeError(
+        429, "TooManyRequestsException", "Rate Exceeded.",
+        extra={"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _read_payload(request: web.Request, limit: int) -> bytes:
-    """The request body; 413 over ``limit`` (the whole body is read, then dropped)."""
-    length = request.content_length
-    if length is not None and length <= limit:
-        payload = await request.read()
-    else:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.content.iter_any():
-            size += len(chunk)
-            if size <= limit:
-                chunks.append(chunk)
-        if size > limit:
-            raise InvokeError(
-                413, "RequestTooLargeException",
-                f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
-            )
-        payload = b"".join(chunks)
+    """The request body; 413 over ``limit``, never holding more than ``limit`` bytes."""
+    payload = await read_capped(request, limit)
+    if payload is None:
+        raise InvokeError(
+            413, "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        )
     if not payload:
         return b"{}"
     try:
@@ -285,7 +345,9 @@ def _client_context(header: str | None) -> str | None:
 
 
 __all__ = [
+    "DEFAULT_MAX_QUEUED_EVENT_BYTES",
     "MAX_ASYNC_PAYLOAD",
+    "MAX_QUEUED_EVENTS",
     "MAX_SYNC_PAYLOAD",
     "InvokeApi",
     "InvokeError",

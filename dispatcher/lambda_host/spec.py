@@ -5,7 +5,7 @@
 =============================  ========  ==============================================
 HANDLER                        runtime   what the worker runs
 =============================  ========  ==============================================
-``path/to/file.js:handler``    node      ``aws-lambda-ric`` with task root ``path/to``
+``path/to/file.js:handler``    node      ``node_runtime.js`` with task root ``path/to``
 ``path/to/file.mjs:handler``   node      and Lambda handler string ``file.handler``
 ``path/to/file.cjs:handler``   node      (a nested export ``file.obj.fn`` also works)
 ``path/to/file.py:handler``    python    ``awslambdaric`` with task root ``path/to``,

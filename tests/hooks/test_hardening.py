@@ -158,7 +158,7 @@ async def test_an_async_hook_that_blocks_the_loop_fails_its_chunk(tmp_path: Path
     segment = write_jsonl(tmp_path / "seg.jsonl", [endpoint(i) for i in range(1, 4)])
 
     async def blocking(event: dict[str, Any], context: Any) -> Any:
-        time.sleep(2.5)  # blocks the event loop: no time-out can fire meanwhile
+        time.sleep(2.5)  # noqa: ASYNC251 - the point: it blocks the loop, no time-out fires
         return event["Endpoints"]
 
     settings = make_settings(tmp_path, campaign={"Hook": {"LambdaFunctionName": "h"}},

@@ -23,7 +23,9 @@ from tests.lambda_host.conftest import (
     HANDLERS,
     REPO,
     lambda_client,
+    marked,
     node_ready,
+    process_group,
     wait_until,
 )
 
@@ -32,20 +34,10 @@ pytestmark = pytest.mark.anyio
 READY = re.compile(r"^Lambda host listening on (http://127\.0\.0\.1:\d+) \(functions: (.*)\)$")
 
 
-def _marked(marker: str) -> list[int]:
-    """Pids of live (non-zombie) processes whose environment carries ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if f"LH_TEST_MARKER={marker}".encode() in environ.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
+def _groups(marker: str, host: int) -> set[int | None]:
+    """The process groups of the host's marked workers (one per worker: the worker, its
+    watchdog and whatever its handler started)."""
+    return {process_group(pid) for pid in marked(marker) if pid != host}
 
 
 @asynccontextmanager
@@ -96,24 +88,24 @@ async def test_serve_then_sigterm_leaves_no_worker() -> None:
         if node_ready():
             endpoints = await _invoke(url, "credit", {"Endpoints": {"e": {"Address": "a"}}})
             assert "CreditScore" in endpoints["e"]["Attributes"]
-        workers = set(_marked(marker)) - {process.pid}
-        assert result["pid"] in workers
-        assert len(workers) == len(_functions())
+        groups = _groups(marker, process.pid)
+        assert result["pid"] in groups
+        assert len(groups) == len(_functions())
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(20):
             assert await process.wait() == 0
-        assert _marked(marker) == []
+        assert marked(marker) == []
 
 
 async def test_sigint_stops_the_host_too() -> None:
     marker = uuid.uuid4().hex
     async with serve(f"py={HANDLERS / 'py_handlers.py'}:echo", marker=marker) as (process, url, _):
         await _invoke(url, "py", {})
-        assert len(_marked(marker)) == 2
+        assert len(_groups(marker, process.pid)) == 1
         process.send_signal(signal.SIGINT)
         with anyio.fail_after(20):
             assert await process.wait() == 0
-        assert _marked(marker) == []
+        assert marked(marker) == []
 
 
 async def test_workers_die_with_a_killed_host(tmp_path: Path) -> None:
@@ -138,10 +130,10 @@ async def test_workers_die_with_a_killed_host(tmp_path: Path) -> None:
             await _invoke(url, "credit", {"Endpoints": {}})
         tg.start_soon(busy, url)
         await wait_until(started.exists)
-        assert len(_marked(marker)) == 1 + len(functions)
+        assert len(_groups(marker, process.pid)) == len(functions)
         process.kill()
         await process.wait()
-        await wait_until(lambda: not _marked(marker), within=10)
+        await wait_until(lambda: not marked(marker), within=10)
 
 
 def test_bad_function_is_a_usage_error() -> None:

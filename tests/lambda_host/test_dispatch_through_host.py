@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,13 +18,18 @@ from tests.lambda_host.conftest import CREDIT_SCORE, REPO
 
 
 def serve(*functions: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    # Worker output (the seed handler logs every event) goes to a file: a pipe nobody
+    # reads would fill up and block the workers' writes.
+    log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "dispatcher", "lambda", "serve", "--port", "0", *functions],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
     )  # fmt: skip
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert "listening on" in line, line + (proc.stderr.read() if proc.stderr else "")
+    if "listening on" not in line:
+        log.seek(0)
+        raise AssertionError(line + log.read())
     return proc, line.split("listening on ")[1].split()[0]
 
 

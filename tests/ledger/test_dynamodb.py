@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 
 from dispatcher.aws import AwsClients
+from dispatcher.delivery import IN_DOUBT_REASON
 from dispatcher.errors import LedgerError
 from dispatcher.ledger import Claim, SendClaim
 from dispatcher.ledger.dynamodb import DynamoLedger, DynamoLedgerError
-from dispatcher.delivery import IN_DOUBT_REASON
 from tests.ledger.conftest import REGION, Ledgers
 from tests.ledger.helpers import all_outcomes, out, run_info
 from tests.servers.moto import free_port

@@ -15,8 +15,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.conftest import endpoint, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,8 +72,10 @@ def dispatcher(*args: str, environ: dict[str, str] | None = None,
 
 
 def start(*args: str, environ: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "dispatcher", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "dispatcher", *args], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ,
+    )  # fmt: skip
 
 
 def run_id_of(proc: subprocess.Popen[str]) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.legacy_render import Template as MustacheTemplate
 from dispatcher import handlebars
 from dispatcher.errors import ConfigError
-from benchmarks.legacy_render import Template as MustacheTemplate
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,2 @@
+require('no-such-package-xyz');
+exports.handler = async () => 1;
