@@ -46,6 +46,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from dispatcher.aws.partitions import partition_for_region
 from dispatcher.errors import ConfigError
 
 INVOKE_ACTION = "lambda:InvokeFunction"
@@ -73,18 +74,10 @@ _NEGATED = {"stringnotequals", "stringnotequalsignorecase", "stringnotlike", "ar
             "arnnotlike", "numericnotequals", "datenotequals", "notipaddress"}
 
 
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
-
-
 def source_arn(region: str, account: str, application_id: str, campaign_id: str) -> str:
     """The ``AWS:SourceArn`` Amazon Pinpoint invokes a campaign hook with."""
     return (
-        f"arn:{_partition(region)}:mobiletargeting:{region}:{account}:"
+        f"arn:{partition_for_region(region)}:mobiletargeting:{region}:{account}:"
         f"apps/{application_id}/campaigns/{campaign_id}"
     )
 
@@ -387,8 +380,8 @@ def _function_arn(function_name: str, region: str, account: str) -> str:
         return function_name
     parts = function_name.split(":")
     if len(parts) == 3 and parts[1] == "function":  # ACCOUNT:function:NAME
-        return f"arn:{_partition(region)}:lambda:{region}:{function_name}"
-    return f"arn:{_partition(region)}:lambda:{region}:{account}:function:{function_name}"
+        return f"arn:{partition_for_region(region)}:lambda:{region}:{function_name}"
+    return f"arn:{partition_for_region(region)}:lambda:{region}:{account}:function:{function_name}"
 
 
 def _principal_element(principal: str) -> Any:

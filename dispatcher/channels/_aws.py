@@ -3,27 +3,15 @@ reader, and bounded fan-out of one batch."""
 
 from __future__ import annotations
 
-import email.utils
 import math
-import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, NoReturn
 
 import aiohttp
 import anyio
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    CredentialRetrievalError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ParamValidationError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+from botocore.exceptions import BotoCoreError, ClientError
 
+from dispatcher.aws.errors import classify
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import ConfigError, SendError
 from dispatcher.model import Status
@@ -34,103 +22,36 @@ PROVIDER_ERRORS: tuple[type[BaseException], ...] = (
 """What a provider call may raise; ``failure_result`` maps each to a ``SendResult``.
 (``TimeoutError`` is an ``OSError``.) Anything else is a bug and propagates."""
 
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-        "RequestLimitExceeded", "SlowDown", "RequestThrottled", "RequestThrottledException",
-        "ProvisionedThroughputExceededException",
-    }
-)  # fmt: skip
-"""Error codes that mean "slow down" whatever the HTTP status."""
-
-AUTH_CODES = frozenset(
-    {
-        "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-        "SignatureDoesNotMatch", "IncompleteSignature", "IncompleteSignatureException",
-        "MissingAuthenticationToken", "MissingAuthenticationTokenException", "ExpiredToken",
-        "ExpiredTokenException", "RequestExpired",
-    }
-)  # fmt: skip
-"""Credential errors: every send would fail the same way, so the sender is unusable."""
-
 NOT_RETRIED = "not retried: the request was sent and may have been delivered (no duplicates)"
 
 
 def failure_result(exc: BaseException) -> SendResult:
     """Map a provider exception (one of ``PROVIDER_ERRORS``) to a ``SendResult``.
 
-    Throttling -> THROTTLED, retryable (with the server's ``Retry-After``); a 5xx answer or
-    a connection that failed before any answer -> TEMPORARY_FAILURE, retryable; a time-out
-    after the request left -> TEMPORARY_FAILURE, not retryable; any other rejection ->
-    PERMANENT_FAILURE with ``"Code: message"``. Raises ``SendError`` for missing or
-    rejected credentials, which make the sender unusable.
+    ``dispatcher.aws.classify`` reads it. Throttling -> THROTTLED, retryable (with the
+    server's ``Retry-After``); a 5xx answer or a connection that failed before any answer
+    -> TEMPORARY_FAILURE, retryable; a time-out after the request left -> TEMPORARY_FAILURE,
+    not retryable (a send is not repeated when it may have been delivered); any other
+    rejection -> PERMANENT_FAILURE with ``"Code: message"``. Raises ``SendError`` for
+    missing or rejected credentials, which make the sender unusable.
     """
-    if isinstance(exc, ClientError):
-        return _client_error_result(exc)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError):
-        raise SendError(type(exc).__name__, str(exc)) from exc
-    if isinstance(exc, ReadTimeoutError | TimeoutError):
-        return SendResult(
-            Status.TEMPORARY_FAILURE, f"ReadTimeout: no answer in time; {NOT_RETRIED}"
-        )
-    if isinstance(exc, ConnectionClosedError):
-        cause = exc.kwargs.get("error")
-        if isinstance(cause, aiohttp.ClientPayloadError):
-            # The answer had started: the provider processed the request.
-            return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}; {NOT_RETRIED}")
-        return SendResult(Status.TEMPORARY_FAILURE, f"ConnectionClosed: {exc}", retryable=True)
-    if isinstance(exc, EndpointConnectionError):  # refused, reset, DNS, connect time-out
-        return SendResult(Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}", retryable=True)
-    if isinstance(exc, ParamValidationError):  # never left the process
-        return SendResult(Status.PERMANENT_FAILURE, f"ParamValidationError: {exc}")
-    if isinstance(exc, ResponseStreamingError):
-        return SendResult(Status.TEMPORARY_FAILURE, f"ResponseStreamingError: {exc}; {NOT_RETRIED}")
-    # Other transport errors: whether the request reached the provider is unknown.
-    return SendResult(Status.TEMPORARY_FAILURE, f"{type(exc).__name__}: {exc}; {NOT_RETRIED}")
-
-
-def _client_error_result(exc: ClientError) -> SendResult:
-    response: Mapping[str, Any] = exc.response
-    error = response.get("Error") or {}
-    code = str(error.get("Code") or "Unknown")
-    message = str(error.get("Message") or "")
-    meta = response.get("ResponseMetadata") or {}
-    status = int(meta.get("HTTPStatusCode") or 0)
-    headers = meta.get("HTTPHeaders") or {}
-    detail = response.get("Reason")  # modeled field, e.g. DESTINATION_PHONE_NUMBER_OPTED_OUT
-    reason = f"{code}: {detail}: {message}" if detail else f"{code}: {message}"
-    if code in AUTH_CODES:
-        raise SendError(code, message) from exc
-    if (
-        code in THROTTLING_CODES
-        or status == 429
-        or (code == "LimitExceededException" and "rate" in message.lower())
-    ):
-        return SendResult(
-            Status.THROTTLED, reason, retryable=True, retry_after=retry_after_seconds(headers)
-        )
-    if status >= 500:
-        return SendResult(
-            Status.TEMPORARY_FAILURE, f"{reason} (HTTP {status})", retryable=True,
-            retry_after=retry_after_seconds(headers),
-        )  # fmt: skip
+    fault = classify(exc)
+    if fault is None:
+        raise exc
+    if fault.kind == "credentials":
+        raise SendError(fault.code, fault.message) from exc
+    detail = (fault.response or {}).get("Reason")  # e.g. DESTINATION_PHONE_NUMBER_OPTED_OUT
+    reason = f"{fault.code}: {detail}: {fault.message}" if detail else str(fault)
+    if fault.kind == "throttled":
+        return SendResult(Status.THROTTLED, reason, retryable=True, retry_after=fault.retry_after)
+    if fault.kind == "transient":
+        if fault.status:
+            reason = f"{reason} (HTTP {fault.status})"
+        return SendResult(Status.TEMPORARY_FAILURE, reason, retryable=True,
+                          retry_after=fault.retry_after)  # fmt: skip
+    if fault.kind == "unknown_outcome":
+        return SendResult(Status.TEMPORARY_FAILURE, f"{reason}; {NOT_RETRIED}")
     return SendResult(Status.PERMANENT_FAILURE, reason)
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """The ``Retry-After`` header (seconds or an HTTP date) as seconds from now."""
-    value = headers.get("retry-after") or headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 async def send_each(

@@ -44,16 +44,13 @@ be in the same region as the Amazon Pinpoint project".
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 import ssl
 import time
 import urllib.request
 from dataclasses import dataclass
-from functools import lru_cache
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
@@ -72,10 +69,11 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from dispatcher.aws import AwsClients
+from dispatcher.aws.errors import retry_after as parse_retry_after
+from dispatcher.aws.partitions import partition_for_region
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import MAX_RESPONSE, MAX_SYNC_PAYLOAD, read_capped
 from dispatcher.hooks.signing import BotocoreSigner, InvokeSigner, RequestSigner
-from dispatcher.hooks.webhook import parse_retry_after
 from dispatcher.net import is_loopback
 
 __all__ = [
@@ -113,26 +111,6 @@ _FORMS = (
     "('123456789012:my-hook' or '123456789012:function:my-hook') or a full ARN "
     "('arn:aws:lambda:REGION:123456789012:function:my-hook[:QUALIFIER]')"
 )
-
-
-@lru_cache(maxsize=64)
-def partition_for_region(region: str) -> str:
-    """The AWS partition (``aws``, ``aws-cn``, ``aws-us-gov``, ...) a region belongs to.
-
-    Uses botocore's ``partitions.json`` (known regions first, then each partition's
-    region regex); unknown regions, such as a local test region, are ``aws``.
-    """
-    data = json.loads(
-        (Path(botocore.__file__).parent / "data" / "partitions.json").read_text("utf-8")
-    )
-    partitions = data["partitions"]
-    for partition in partitions:
-        if region in partition.get("regions", {}):
-            return str(partition["id"])
-    for partition in partitions:
-        if re.fullmatch(partition["regionRegex"], region):
-            return str(partition["id"])
-    return "aws"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ import platform
 import ssl
 import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from importlib import metadata
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +38,7 @@ import anyio
 import orjson
 import yarl
 
+from dispatcher.aws.errors import retry_after as parse_retry_after
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import read_capped
 from dispatcher.net import is_loopback
@@ -52,7 +52,6 @@ __all__ = [
     "TIMESTAMP_HEADER",
     "WebhookTransport",
     "compute_signature",
-    "parse_retry_after",
     "sign_request",
     "validate_webhook_url",
     "verify_signature",
@@ -140,28 +139,6 @@ def verify_signature(
 # ---------------------------------------------------------------------------------------
 # HTTP helpers
 # ---------------------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; else None."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
-        return None
-    return max(0.0, seconds)
 
 
 def _redacted(url: str) -> str:

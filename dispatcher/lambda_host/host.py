@@ -29,6 +29,7 @@ from typing import IO, Any
 import anyio
 from aiohttp import web
 
+from dispatcher.aws.partitions import partition_for_region
 from dispatcher.errors import ConfigError
 from dispatcher.lambda_host.callers import is_loopback
 from dispatcher.lambda_host.function import FunctionPool, FunctionStats
@@ -45,14 +46,6 @@ log = logging.getLogger("dispatcher.lambda_host")
 
 DEFAULT_PORT = 9001
 DEFAULT_ACCOUNT = "000000000000"
-
-
-def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 class LambdaHost:
@@ -122,7 +115,7 @@ class LambdaHost:
 
     def function_arn(self, name: str) -> str:
         """The ARN of function ``name`` in this host's region and account."""
-        partition = _partition(self.region)
+        partition = partition_for_region(self.region)
         return f"arn:{partition}:lambda:{self.region}:{self.account_id}:function:{name}"
 
     def stats(self) -> dict[str, FunctionStats]:

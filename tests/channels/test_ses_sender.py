@@ -246,14 +246,16 @@ def test_good_options_are_exposed(offline_ctx):
 
 
 def test_retry_after_accepts_seconds_and_http_dates():
+    from dispatcher.aws import retry_after
+
     future = email.utils.format_datetime(
         datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=120), usegmt=True
     )
-    assert _aws.retry_after_seconds({"retry-after": "3"}) == 3.0
-    assert 100 < _aws.retry_after_seconds({"retry-after": future}) <= 120
-    assert _aws.retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert _aws.retry_after_seconds({"retry-after": "soon"}) is None
-    assert _aws.retry_after_seconds({}) is None
+    assert retry_after({"retry-after": "3"}) == 3.0
+    assert 100 < retry_after({"retry-after": future}) <= 120
+    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert retry_after({"retry-after": "soon"}) is None
+    assert retry_after({}) is None
 
 
 def test_truncated_answers_and_unknown_transport_errors_are_not_retried():

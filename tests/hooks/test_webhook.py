@@ -21,7 +21,6 @@ from dispatcher.hooks.webhook import (
     TIMESTAMP_HEADER,
     WebhookTransport,
     compute_signature,
-    parse_retry_after,
     sign_request,
     validate_webhook_url,
     verify_signature,
@@ -356,6 +355,8 @@ def test_signatures_verify_and_any_change_breaks_them(
 
 
 def test_parse_retry_after() -> None:
+    from dispatcher.aws import retry_after as parse_retry_after
+
     now = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
     later = (now + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
     earlier = (now - timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
