@@ -17,6 +17,11 @@ from typing import Any
 
 from dispatcher.errors import ConfigError
 from dispatcher.model import CHANNEL_TYPES, PUSH_CHANNELS
+from dispatcher.segments.lines import (
+    DEFAULT_MAX_RECORD_BYTES,
+    MAX_MAX_RECORD_BYTES,
+    MIN_MAX_RECORD_BYTES,
+)
 
 MESSAGE_KEYS = {
     "DefaultMessage", "ADMMessage", "APNSMessage", "BaiduMessage", "GCMMessage",
@@ -167,6 +172,8 @@ class Settings:
     campaign: Campaign
     segment_source: str | None = None
     segment_format: str | None = None
+    segment_max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    """``[segment] max_record_bytes``: a longer record is INVALID and never held whole."""
     functions: Mapping[str, FunctionConfig] = field(default_factory=dict)
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)
@@ -523,13 +530,17 @@ def parse_settings(
     campaign = _with_templates(campaign, root.sub("templates"), base, template_files, notes)
     segment = root.sub("segment")
     source = fmt = None
+    max_record_bytes: int | None = None
     if segment is not None:
-        segment.no_unknown({"source", "format"})
+        segment.no_unknown({"source", "format", "max_record_bytes"})
+        max_record_bytes = segment.int_in(
+            "max_record_bytes", MIN_MAX_RECORD_BYTES, MAX_MAX_RECORD_BYTES
+        )
         source = segment.get("source", str)
         fmt = segment.get("format", str)
         if fmt is not None and fmt not in ("jsonl", "csv"):
             raise segment.error("format", f"must be 'jsonl' or 'csv', got {fmt!r}")
-        if source and "://" not in source:
+        if source and source != "-" and "://" not in source:
             source = str(_resolve_path(source, base))
     webhook = root.sub("webhook")
     if webhook is not None:
@@ -564,6 +575,7 @@ def parse_settings(
         campaign=_campaign(campaign),
         segment_source=source,
         segment_format=fmt,
+        segment_max_record_bytes=max_record_bytes or DEFAULT_MAX_RECORD_BYTES,
         functions=_functions(root.sub("functions"), base),
         channels=_channels(root.sub("channels")),
         dispatch=_dispatch(root.sub("dispatch")),

@@ -193,7 +193,8 @@ async def _dispatch(
     )
     stack.push_async_callback(clients.aclose)
     try:
-        source = open_source(source_spec, settings.segment_format, clients=clients)
+        source = open_source(source_spec, settings.segment_format, clients=clients,
+                             max_record_bytes=settings.segment_max_record_bytes)  # fmt: skip
     except ConfigError as exc:
         key = "--segment" if segment else "segment.source"
         raise ConfigError(exc.message, file=settings.file, key=key) from None

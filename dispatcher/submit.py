@@ -145,7 +145,8 @@ async def submit(
     run_id = run_id or new_run_id()
     out = output or f"{source.rstrip('/').rsplit('/', 1)[0]}/runs/{run_id}/"
     shards = await plan_shards(source, clients, target_records=target_records,
-                               fmt=settings.segment_format)  # fmt: skip
+                               fmt=settings.segment_format,
+                               max_record_bytes=settings.segment_max_record_bytes)  # fmt: skip
     ledger = DynamoLedger(table_name, clients=clients)
     try:
         info = RunInfo(

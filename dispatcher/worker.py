@@ -254,7 +254,8 @@ class Worker:
             counters = Counters()
             await execute(
                 ctx,
-                source=ShardSource(shard, self.clients),
+                source=ShardSource(shard, self.clients,
+                                   max_record_bytes=settings.segment_max_record_bytes),
                 log=outcome_log,
                 ledger=ledger,
                 skip=settled.__contains__,

@@ -153,7 +153,13 @@ def test_jsonl_property_one_record_per_nonblank_line(tmp_path: Path, content: li
         )
 
 
-cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=6)
+# Pinpoint CSV values hold no line breaks, and the reader takes one physical line as
+# one record (see dispatcher.segments.csv); quoted line breaks are tested in
+# tests/segments/test_no_record_lost.py.
+cells = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    max_size=6,
+)
 
 
 @given(st.lists(st.lists(cells, min_size=1, max_size=5), max_size=15))

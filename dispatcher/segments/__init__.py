@@ -1,75 +1,71 @@
 """Segment sources: streams of ``Record`` batches read from JSON lines or Pinpoint CSV.
 
 Every physical record of the source becomes exactly one ``Record``: unreadable ones
-carry an ``error`` instead of a definition, so the outcome log accounts for them too.
-Memory does not grow with the segment: sources are read in bounded batches.
+(malformed JSON or CSV, invalid UTF-8, longer than ``max_record_bytes``) carry an
+``error`` instead of a definition, so the outcome log accounts for them too, and
+reading goes on with the next record. Only a source that cannot be read at all (no
+such file, access denied, corrupt gzip, an unreadable CSV header) raises
+``SegmentError``.
+
+Memory is bounded by configuration, not input: sources are read in blocks, a line over
+``max_record_bytes`` (default 1 MiB, at most 64 MiB) is discarded without being held,
+and Records come out in bounded batches.
+
+Modules, in the order bytes flow through them:
+
+* ``files`` (local file, named pipe, stdin) / ``s3`` + ``s3io`` (objects, prefixes,
+  ranged ETag-pinned reads) / ``shards`` (fleet shards of an S3 segment): byte sources;
+* ``streams``: gzip (by magic bytes), BOM, windows; ``lines``: the bounded splitter;
+* ``jsonl`` / ``csv``: record builders; ``records``: the pipeline shared by all.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from dispatcher.errors import ConfigError
-from dispatcher.model import Record
-from dispatcher.segments.csv import read_csv
-from dispatcher.segments.jsonl import read_jsonl
-
-FORMATS = ("jsonl", "csv")
-BATCH_SIZE = 1024
-
-
-class SegmentSource(Protocol):
-    """A segment that can be read, from its start or from a given line on."""
-
-    name: str
-
-    def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]: ...
+from dispatcher.segments.files import STDIN, FileSource
+from dispatcher.segments.lines import (
+    DEFAULT_MAX_RECORD_BYTES,
+    MAX_MAX_RECORD_BYTES,
+    MIN_MAX_RECORD_BYTES,
+)
+from dispatcher.segments.records import BATCH_SIZE, FORMATS, SegmentSource, detect_format
 
 
-def detect_format(name: str) -> str:
-    """The format implied by a file name: ``.csv[.gz]`` is CSV, anything else JSON lines.
-
-    Pinpoint exports are gzip-compressed JSON lines (``*.gz``), so an unknown or bare
-    ``.gz`` extension means JSON lines.
-    """
-    lower = name.lower()
-    if lower.endswith(".gz"):
-        lower = lower[:-3]
-    return "csv" if lower.endswith(".csv") else "jsonl"
-
-
-class FileSource:
-    """A local file, plain or gzip-compressed (detected from the content, not the name)."""
-
-    def __init__(self, path: Path, fmt: str | None = None, *, batch_size: int = BATCH_SIZE):
-        self.path = path
-        self.name = str(path)
-        self.format = fmt or detect_format(path.name)
-        if self.format not in FORMATS:
-            raise ConfigError(f"unknown segment format {fmt!r}; use one of {', '.join(FORMATS)}")
-        self.batch_size = batch_size
-
-    def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
-        reader = read_csv if self.format == "csv" else read_jsonl
-        return reader(self.path, batch_size=self.batch_size, start_line=start_line)
-
-
-def open_source(spec: str, fmt: str | None = None, *, clients: Any = None) -> SegmentSource:
-    """Open a segment source: a local path (file or named pipe) or ``s3://bucket/key``
-    (or a prefix of objects), read with ``clients`` (``dispatcher.aws.AwsClients``)."""
+def open_source(
+    spec: str, fmt: str | None = None, *, clients: Any = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> SegmentSource:  # fmt: skip
+    """Open a segment source: ``-`` (standard input), a local path (file or named
+    pipe) or ``s3://bucket/key`` (or a prefix of objects), read with ``clients``
+    (``dispatcher.aws.AwsClients``). ``fmt`` defaults to the name's (``.csv[.gz]`` is
+    CSV, else JSON lines; stdin: JSON lines)."""
+    if spec == STDIN:
+        return FileSource(STDIN, fmt, max_record_bytes=max_record_bytes)
     if spec.startswith("s3://"):
         from dispatcher.segments.s3 import S3Source
 
         if clients is None:
             raise ConfigError("an s3:// segment needs AWS clients")
-        return S3Source(spec, clients, fmt=fmt)
+        return S3Source(spec, clients, fmt=fmt, max_record_bytes=max_record_bytes)
     path = Path(spec)
     # Named pipes are welcome: a generator can stream a segment that is never stored.
     if not path.exists() or path.is_dir():
         raise ConfigError(f"segment source {spec!r} does not exist or is not a file")
-    return FileSource(path, fmt)
+    return FileSource(path, fmt, max_record_bytes=max_record_bytes)
 
 
-__all__ = ["FORMATS", "FileSource", "SegmentSource", "detect_format", "open_source"]
+__all__ = [
+    "BATCH_SIZE",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "FORMATS",
+    "MAX_MAX_RECORD_BYTES",
+    "MIN_MAX_RECORD_BYTES",
+    "STDIN",
+    "FileSource",
+    "SegmentSource",
+    "detect_format",
+    "open_source",
+]

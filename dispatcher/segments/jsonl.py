@@ -1,18 +1,19 @@
-"""Pinpoint endpoint records as JSON lines (import format and export ``.gz`` parts)."""
+"""Pinpoint endpoint records as JSON lines (import format and export ``.gz`` parts).
+
+One physical line (ending at ``\\n``) is one record; a line of ASCII whitespace only is
+blank: not a record, but it keeps its number. A line that is not a JSON object, not
+UTF-8, or over the ``max_record_bytes`` limit is a Record with ``error`` set.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Sequence
 
-import anyio
 import orjson
 
 from dispatcher.model import Record
-from dispatcher.segments._io import open_binary
-
-BOM = b"\xef\xbb\xbf"
+from dispatcher.segments.lines import Line, Overlong, over_limit
 
 
 def generated_id(definition: dict[str, object], raw: bytes) -> str:
@@ -51,22 +52,51 @@ def type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)  # fmt: skip
 
 
-async def read_jsonl(
-    path: Path, *, batch_size: int, start_line: int = 1
-) -> AsyncIterator[list[Record]]:
-    """Yield batches of Records; blank lines are not records but keep their numbers."""
-    with open_binary(path) as f:
-        batch: list[Record] = []
-        for line_no, raw in enumerate(f, 1):
-            if line_no == 1 and raw.startswith(BOM):
-                raw = raw[3:]
-            if line_no < start_line or not raw.strip():
-                continue
-            batch.append(parse_line(line_no, raw))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-                # Local reads are quick; yielding here keeps the event loop responsive.
-                await anyio.lowlevel.checkpoint()
-        if batch:
-            yield batch
+def is_record(line: Line) -> bool:
+    """Whether a physical line is a record (shard planning counts with this)."""
+    if isinstance(line, Overlong):
+        return not line.blank
+    return not line.isspace()
+
+
+class JsonlBuilder:
+    """Turns one stream's lines into Records; ``Line`` is ``first_line`` + index.
+
+    ``records`` counts every record seen, those before ``start_line`` (not built)
+    included; ``lines`` is the physical lines seen.
+    """
+
+    def __init__(self, first_line: int, *, start_line: int = 1, max_bytes: int) -> None:
+        self._next = first_line
+        self._first_line = first_line
+        self._start_line = start_line
+        self._too_long = over_limit(max_bytes)
+        self.records = 0
+
+    @property
+    def lines(self) -> int:
+        return self._next - self._first_line
+
+    def feed(self, lines: Sequence[Line]) -> list[Record]:
+        out: list[Record] = []
+        n = self._next
+        start_line = self._start_line
+        records = 0
+        for raw in lines:
+            # The hot loop: is_record() inlined.
+            if isinstance(raw, bytes):
+                if not raw.isspace():
+                    records += 1
+                    if n >= start_line:
+                        out.append(parse_line(n, raw))
+            elif not raw.blank:
+                records += 1
+                if n >= start_line:
+                    out.append(Record(n, None, None, self._too_long))
+            n += 1
+        self._next = n
+        self.records += records
+        return out
+
+
+__all__ = ["JsonlBuilder", "generated_id", "is_record", "parse_line", "type_name"]

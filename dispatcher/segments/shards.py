@@ -8,6 +8,10 @@ every ``target_records`` records, on record boundaries, never across objects:
   a worker inflates the object from its start, skips to the shard and stops at its end;
 * a CSV shard carries its object's header, so a worker needs no other part of the file.
 
+A CSV record is one physical line (see ``segments.csv``), so a cut after any line is a
+cut between records, and planning needs no CSV parsing beyond the header. A line over
+``max_record_bytes`` is counted from its size alone: planning holds no line whole.
+
 Every shard carries the ETag its object had when planned: a worker reads that version
 (``If-Match``) or fails, never another one. The concatenation of all shards' records
 is exactly ``S3Source(url).batches()``: the same lines, ids, definitions and errors.
@@ -28,27 +32,31 @@ import orjson
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, SegmentError
 from dispatcher.model import Record
-from dispatcher.segments import BATCH_SIZE, FORMATS
-from dispatcher.segments.jsonl import BOM
-from dispatcher.segments.s3 import (
-    CHUNK_SIZE,
-    Batcher,
-    ByteReader,
-    CsvRows,
-    ObjectReader,
-    S3Object,
-    Window,
-    build_records,
-    decoded,
-    list_objects,
-    object_format,
-    read_lines,
-    record_builder,
+from dispatcher.segments.csv import CsvHeader
+from dispatcher.segments.csv import is_record as is_csv_record
+from dispatcher.segments.jsonl import is_record as is_jsonl_record
+from dispatcher.segments.lines import (
+    DEFAULT_MAX_RECORD_BYTES,
+    Overlong,
+    check_max_record_bytes,
 )
+from dispatcher.segments.records import (
+    BATCH_SIZE,
+    FORMATS,
+    Batcher,
+    batched,
+    build_records,
+    check_batch_size,
+    lines_added,
+    lines_of,
+    record_builder,
+    text_stream,
+)
+from dispatcher.segments.s3 import list_objects, object_format
+from dispatcher.segments.s3io import CHUNK_SIZE, ObjectReader, S3Object
+from dispatcher.segments.streams import BOM, ByteReader, Window, decoded, without_bom
 
 DEFAULT_TARGET_RECORDS = 10_000
-PLAN_SLICE = 1024
-"""CSV lines parsed at a time while planning."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +66,8 @@ class Shard:
     ``start``/``end`` are offsets in the object's bytes, or in its inflated bytes when
     ``gzip`` is true. ``first_line`` is the global ``Line`` of the range's first line and
     ``last_line`` that of its last record: every record of the shard has a ``Line`` in
-    ``[first_line, last_line]``, and no other shard's records do. (Blank lines and CSV
-    records spanning lines make ``last_line - first_line + 1`` larger than ``records``.)
+    ``[first_line, last_line]``, and no other shard's records do. (Blank lines make
+    ``last_line - first_line + 1`` larger than ``records``.)
     ``header`` is the raw header of a CSV object (``None`` for JSON lines).
     """
 
@@ -186,8 +194,8 @@ class _Cuts:
         self._start, self._first_line, self._count = start, first_line, 0
 
     def record(self, line: int, end: int) -> None:
-        """Record ``line`` ended at byte ``end`` (its last physical line ended there);
-        cut there if the shard is full. The next shard starts on the following line."""
+        """Record ``line`` ended at byte ``end``; cut there if the shard is full. The
+        next shard starts on the following line."""
         self._count += 1
         self._last_line = line
         if self._count >= self.target:
@@ -207,88 +215,63 @@ class _Cuts:
         self.next_index += 1
 
 
-async def _plan_jsonl(stream: ByteReader, cuts: _Cuts, base: int) -> int:
-    """Cut a JSON lines object; returns its line count. Records are non-blank lines."""
-    pos = 0
-    phys = 0
+async def _plan_object(
+    stream: ByteReader, cuts: _Cuts, base: int, *, bom: int, max_bytes: int
+) -> int:
+    """Cut one object after whole records; returns the lines it adds to the global
+    count (a CSV header not counted). ``bom``: bytes dropped before ``stream``."""
+    is_csv = cuts.fmt == "csv"
+    is_record = is_csv_record if is_csv else is_jsonl_record
+    need_header = is_csv
+    pos = bom  # offsets are in the object's (inflated) bytes, BOM included
+    line = base  # the global Line of the last line seen
     cuts.begin(0, base + 1)
-    async for lines in read_lines(stream, universal=False):
+    async for lines in lines_of(stream, fmt=cuts.fmt, max_bytes=max_bytes):
         for raw in lines:
-            phys += 1
-            pos += len(raw)
-            if phys == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            if raw.strip():
-                cuts.record(base + phys, pos)
+            pos += raw.size if isinstance(raw, Overlong) else len(raw)
+            if need_header:
+                need_header = False
+                if isinstance(raw, Overlong):
+                    raise SegmentError(f"{cuts.obj.url}: the CSV header is over the "
+                                       f"{max_bytes}-byte limit")  # fmt: skip
+                cuts.header = BOM[:bom] + raw
+                CsvHeader(cuts.obj.url, cuts.header)  # an unreadable header fails now
+                cuts.begin(pos, base + 1)
+                continue
+            line += 1
+            if is_record(raw):
+                cuts.record(line, pos)
     cuts.finish(pos)
-    return phys
-
-
-async def _plan_csv(stream: ByteReader, cuts: _Cuts, base: int) -> int:
-    """Cut a CSV object after whole records; returns the lines it adds (header excluded)."""
-    rows = CsvRows(cuts.obj.url)
-    pos = 0
-    started = False
-
-    def on_events(events: list[tuple[int, list[str] | None, str | None]], ends: list[int],
-                  first_phys: int) -> None:  # fmt: skip
-        nonlocal started
-        if not started and rows.header is not None:
-            started = True
-            cuts.header = rows.header_raw
-            # The first data line is physical line header_lines + 1, i.e. Line header_lines.
-            cuts.begin(len(rows.header_raw), base + rows.header_lines)
-        for phys, row, _error in events:
-            if row is not None and not row:
-                continue  # blank line
-            # Line is the record's last physical line minus one (the header), as locally;
-            # a record always ends on a line pushed in this very call.
-            cuts.record(base + phys - 1, ends[phys - first_phys])
-
-    async for chunk_lines in read_lines(stream, universal=True):
-        # A slice at a time: a chunk's worth of parsed rows alive at once slows the GC.
-        for i in range(0, len(chunk_lines), PLAN_SLICE):
-            lines = chunk_lines[i : i + PLAN_SLICE]
-            first_phys = rows.fed + 1
-            ends = []
-            for raw in lines:
-                pos += len(raw)
-                ends.append(pos)
-            on_events(rows.feed(lines), ends, first_phys)
-    on_events(rows.end(), [pos], rows.fed)
-    if started:
-        cuts.finish(pos)
-    return max(rows.fed - 1, 0)
+    return lines_added(cuts.fmt, line - base, bom)
 
 
 async def plan_shards(
     source_url: str, clients: AwsClients, *, target_records: int = DEFAULT_TARGET_RECORDS,
     fmt: str | None = None, chunk_size: int = CHUNK_SIZE,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> list[Shard]:  # fmt: skip
     """Read the segment at ``source_url`` once and cut it into shards of about
     ``target_records`` records each (fewer at the end of each object).
 
     Objects without records (blank lines only, a CSV header only) get no shard.
+    ``max_record_bytes`` bounds the planner's memory only: a shard holds the same
+    records whatever limit its reader uses.
     """
     if target_records < 1:
         raise ConfigError(f"'target_records' must be > 0, got {target_records}")
+    check_max_record_bytes(max_record_bytes)
     objects = await list_objects(source_url, clients)
     s3 = await clients.client("s3")
     shards: list[Shard] = []
     base = 0
     for obj in objects:
-        obj_fmt = object_format(obj.key, fmt)
         raw = ObjectReader(s3, obj, chunk_size=chunk_size)
-        stream, gzip = await decoded(raw, obj.url, chunk_size=chunk_size)
-        cuts = _Cuts(obj, obj_fmt, target_records, len(shards))
-        cuts.gzip = gzip
+        cuts = _Cuts(obj, object_format(obj.key, fmt), target_records, len(shards))
         try:
-            if obj_fmt == "csv":
-                base += await _plan_csv(stream, cuts, base)
-            else:
-                base += await _plan_jsonl(stream, cuts, base)
+            stream, cuts.gzip, bom = await text_stream(raw, obj.url, block_size=chunk_size)
+            base += await _plan_object(stream, cuts, base, bom=bom, max_bytes=max_record_bytes)
         finally:
-            await stream.aclose()
+            await raw.aclose()
         shards.extend(cuts.shards)
     return shards
 
@@ -307,50 +290,53 @@ class ShardSource:
 
     def __init__(
         self, shard: Shard, clients: AwsClients, *, batch_size: int = BATCH_SIZE,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int = CHUNK_SIZE, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:  # fmt: skip
-        if batch_size < 1:
-            raise ConfigError(f"'batch_size' must be > 0, got {batch_size}")
         self.shard = shard
         self.clients = clients
         self.name = f"{shard.url}#shard-{shard.index}"
-        self.batch_size = batch_size
+        self.batch_size = check_batch_size(batch_size)
         self.chunk_size = chunk_size
+        self.max_record_bytes = check_max_record_bytes(max_record_bytes)
 
     def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
         return self._batches(start_line)
 
-    async def _open(self) -> ByteReader:
+    async def _open(self, raw: ObjectReader) -> ByteReader:
+        """The shard's bytes: a BOM dropped only where the object starts."""
         sh = self.shard
-        s3 = await self.clients.client("s3")
-        obj = S3Object(sh.bucket, sh.key, -1, sh.etag)  # the size is not needed
-        if not sh.gzip:
-            return ObjectReader(s3, obj, start=sh.start, end=sh.end, chunk_size=self.chunk_size)
-        raw = ObjectReader(s3, obj, chunk_size=self.chunk_size)
-        stream, gzip = await decoded(raw, sh.url, chunk_size=self.chunk_size)
-        if not gzip:
-            await stream.aclose()
-            raise SegmentError(f"{self.name}: the object is no longer gzip-compressed")
-        return Window(stream, sh.start, sh.end)
+        stream: ByteReader = raw
+        if sh.gzip:
+            stream, gzip = await decoded(raw, sh.url, block_size=self.chunk_size)
+            if not gzip:
+                raise SegmentError(f"{self.name}: the object is no longer gzip-compressed")
+            stream = Window(stream, sh.start, sh.end)
+        if sh.start == 0:
+            stream, _ = await without_bom(stream)
+        return stream
 
     async def _batches(self, start_line: int) -> AsyncIterator[list[Record]]:
         sh = self.shard
         if sh.end <= sh.start or start_line > sh.last_line:
             return  # nothing to read: no GET at all
-        builder = record_builder(
-            sh.format, sh.url, sh.first_line, at_object_start=sh.start == 0,
-            header=sh.header, start_line=start_line,
-        )  # fmt: skip
+        max_bytes = self.max_record_bytes
+        builder = record_builder(sh.format, sh.url, sh.first_line, header=sh.header,
+                                 start_line=start_line, max_bytes=max_bytes)  # fmt: skip
         batcher = Batcher(self.batch_size)
-        stream = await self._open()
+        s3 = await self.clients.client("s3")
+        obj = S3Object(sh.bucket, sh.key, -1, sh.etag)  # the size is not needed
+        if sh.gzip:
+            raw = ObjectReader(s3, obj, chunk_size=self.chunk_size)
+        else:
+            raw = ObjectReader(s3, obj, start=sh.start, end=sh.end, chunk_size=self.chunk_size)
         try:
-            async for records in build_records(
-                stream, builder, universal=sh.format == "csv", batch_size=self.batch_size
-            ):
-                for batch in batcher.add(records):
-                    yield batch
+            stream = await self._open(raw)
+            parts = build_records(stream, builder, fmt=sh.format, max_bytes=max_bytes,
+                                  batch_size=self.batch_size)  # fmt: skip
+            async for batch in batched(parts, batcher):
+                yield batch
         finally:
-            await stream.aclose()
+            await raw.aclose()
         if builder.records != sh.records:
             raise SegmentError(
                 f"{self.name}: read {builder.records} records, the plan says {sh.records}"

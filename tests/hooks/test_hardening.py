@@ -135,6 +135,28 @@ async def test_a_huge_lambda_answer_fails_the_attempt_unread(region: str) -> Non
 # -- pipeline: one big record, blocking hooks, ids without a ledger ----------------------
 
 
+async def test_one_oversized_record_fails_alone(tmp_path: Path) -> None:
+    big = endpoint(25, Attributes={"Blob": ["x" * (7 << 20)]})  # 7 MiB: over 6 MiB alone
+    records = [endpoint(i) for i in range(1, 51)]
+    records[24] = big
+    segment = write_jsonl(tmp_path / "seg.jsonl", records)
+    calls: list[int] = []
+
+    def hook(event: dict[str, Any], context: Any) -> Any:
+        calls.append(len(event["Endpoints"]))
+        return event["Endpoints"]
+
+    settings = make_settings(tmp_path, campaign={"Hook": {"LambdaFunctionName": "h"}},
+                             segment={"max_record_bytes": 16 << 20})  # fmt: skip
+    summary = await dispatch(settings, segment=str(segment), out_dir=tmp_path / "o",
+                             handlers={"h": hook}, progress=False)  # fmt: skip
+    assert summary.by_status == {"SUCCESS": 49, "INVALID": 1}
+    [invalid] = [o for o in read_jsonl(tmp_path / "o" / "outcomes.jsonl")
+                 if o["Status"] == "INVALID"]  # fmt: skip
+    assert invalid["EndpointId"] == "ep-25" and "too large" in invalid["Reason"]
+    assert sum(calls) == 49 and len(calls) >= 2  # its chunk was split around it
+
+
 async def test_a_chunk_over_the_payload_limit_is_split_and_all_sent(tmp_path: Path) -> None:
     # 50 records of ~150 KB: a 7.5 MB event, though every record is small.
     records = [endpoint(i, Attributes={"Blob": ["y" * 150_000]}) for i in range(1, 51)]

@@ -96,7 +96,7 @@ JSON_LINES = st.one_of(
     ),
     st.sampled_from(ODD_LINES),
 )
-CELLS = st.text(alphabet='ab,"\n\r \u00e9;', max_size=5)
+CELLS = st.text(alphabet='ab,"\n\r \u00e9;', max_size=5)  # line breaks: one bad record per line
 COLUMNS = ["Id", "ChannelType", "Address", "Attributes.Tier", "Attributes.Tier", "Metrics.score",
            "User.UserId"]  # fmt: skip
 
@@ -133,7 +133,7 @@ def csv_object(draw: st.DrawFn, bom: bool) -> bytes:
             writer.writerow(row)
     text = out.getvalue()
     if draw(st.integers(0, 9)) == 0:
-        text += '"unclosed,' + terminator + "a,b" + terminator  # the rest is one bad record
+        text += '"unclosed,' + terminator + "a,b" + terminator  # a bad line, then a record
     data = text.encode("utf-8")
     if draw(st.integers(0, 9)) == 0:
         data += b"\xff\xfe,x" + terminator.encode()

@@ -118,3 +118,19 @@ def test_a_hung_sync_hook_does_not_keep_a_library_caller_alive(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     assert "'HOOK_FAILURE': 3" in done.stdout
     assert (tmp_path / "o" / "summary.json").exists()
+
+
+def test_the_segment_can_come_from_stdin(tmp_path: Path) -> None:
+    """``--segment -`` reads standard input (issue 15), e.g. from an export tool."""
+    segment = (ROOT / "config" / "sample-segment.jsonl").read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "run", "config/example.toml", "--segment", "-",
+         "--out", str(tmp_path)],
+        cwd=ROOT, input=segment, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    summary = json.loads(done.stdout)
+    assert summary["Total"] == len(segment.splitlines())
+    assert json.loads((tmp_path / "run.json").read_text())["Segment"] == "-"
