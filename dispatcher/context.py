@@ -18,7 +18,7 @@ import anyio
 import orjson
 
 from dispatcher.aws import AwsClients
-from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check, effective_limits
+from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.ratelimit import Limiter, NoLimit, RateLimiter
@@ -324,7 +324,7 @@ async def execute(
     hook = settings.hook if ctx.transport is not None else None
     counters = counters or Counters()
     eligibility = Eligibility(settings.campaign.channels, dedup=claim_addresses is None)
-    limits = effective_limits(settings.campaign.limits, settings.project.limits)
+    limits = settings.limits
     caps = None
     history = ledger or history
     if history is not None and (limits.daily or limits.total):

@@ -23,7 +23,6 @@ from dispatcher.campaign import (
     bucket,
     cap_check,
     cap_status,
-    effective_limits,
 )
 from dispatcher.config import Limits
 from dispatcher.errors import ConfigError
@@ -114,20 +113,24 @@ def test_holdout_100_holds_everyone_and_no_ab_sends_everything_as_main(tmp_path:
     assert list(plain.message_configurations()) == ["0"]
 
 
-def test_assign_record_sets_the_treatment_or_returns_a_holdout_outcome(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_admission_sets_the_treatment_or_holds_the_record_out(tmp_path: Path) -> None:
+    from dispatcher.eligibility import Admission, Eligibility
+
     t = Treatments.from_settings(ab_settings(tmp_path, holdout=50, sizes=(50,)))
-    outcomes = {}
-    for i in range(200):
-        record = Record(i + 1, f"ep-{i}", {"ChannelType": "SMS", "Address": f"+1{i:010d}"})
-        outcome = t.assign_record(record)
-        outcomes[record.endpoint_id] = (outcome, record.treatment)
+    admission = Admission(Eligibility({"SMS"}), treatments=t)
+    records = [Record(i + 1, f"ep-{i}", {"ChannelType": "SMS", "Address": f"+1{i:010d}"})
+               for i in range(200)]  # fmt: skip
+    settled, admitted = await admission(records)
+    outcomes = {o.endpoint_id: (o, None) for o in settled}
+    outcomes.update({r.endpoint_id: (None, r.treatment) for r in admitted})
     held = [(o, tr) for o, tr in outcomes.values() if o is not None]
     sent = [tr for o, tr in outcomes.values() if o is None]
     assert held and sent
     assert all(o.status is Status.HOLDOUT and tr is None and o.treatment_id is None
                for o, tr in held)  # fmt: skip
     assert set(sent) == {"1"}
-    assert all(t.assign(eid) == tr for eid, (_, tr) in outcomes.items())
+    assert all(t.assign(str(eid)) == tr for eid, (_, tr) in outcomes.items())
 
 
 def test_treatment_messages_inherit_or_replace_the_campaigns(tmp_path: Path) -> None:
@@ -400,10 +403,10 @@ def test_no_maximum_duration_never_expires() -> None:
 def test_campaign_limits_override_project_limits_field_by_field() -> None:
     campaign = Limits(daily=3, total=None, messages_per_second=None, maximum_duration=0)
     project = Limits(daily=10, total=5, session=2, messages_per_second=200, maximum_duration=600)
-    assert effective_limits(campaign, project) == Limits(
+    assert campaign.over(project) == Limits(
         daily=3, total=5, session=2, messages_per_second=200, maximum_duration=600
     )
-    assert effective_limits(Limits(), Limits()) == Limits()
+    assert Limits().over(Limits()) == Limits()
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from dispatcher.campaign import QuietTime, Treatments, effective_limits
+from dispatcher.campaign import QuietTime, Treatments
 from dispatcher.config import CampaignHook, Limits, load_settings, parse_settings
+from dispatcher.config.pinpoint import campaign_table, merge_tables, settings_table
 from dispatcher.errors import ConfigError
-from dispatcher.pinpoint_json import campaign_table, merge_tables, settings_table
 
 APP = "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6"
 CAMPAIGN_ID = "4f8d6097c2e8400fa3081d875example"
@@ -171,7 +171,7 @@ def test_a_full_run_config_from_toml_plus_both_json_files(tmp_path: Path) -> Non
         "arn:aws:lambda:us-east-1:123456789012:function:segment-filter", None, "FILTER"
     )
     assert settings.project.campaign_hook == CampaignHook("default-filter", None, "FILTER")
-    assert effective_limits(settings.campaign.limits, settings.project.limits) == Limits(
+    assert settings.limits == Limits(
         daily=3, total=5, session=None, messages_per_second=100, maximum_duration=3600
     )
     assert repr(QuietTime.from_settings(settings)) == "QuietTime(22:00-07:00)"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from dispatcher.errors import ConfigError
-from dispatcher.policy import add_permission, load_policy, parse_policy, source_arn
+from dispatcher.policy import load_policy, parse_policy, source_arn
+from dispatcher.policy_files import add_permission
 
 ACCOUNT = "111122223333"
 ARN = source_arn("us-east-1", ACCOUNT, "app-1", "camp-1")

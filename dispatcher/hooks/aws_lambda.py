@@ -44,22 +44,13 @@ be in the same region as the Amazon Pinpoint project".
 
 from __future__ import annotations
 
-import platform
-import re
 import ssl
-import time
-import urllib.request
-from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
-import botocore
-import orjson
 import yarl
-from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -70,316 +61,34 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from dispatcher.aws import AwsClients
 from dispatcher.aws.errors import retry_after as parse_retry_after
-from dispatcher.aws.partitions import partition_for_region
+from dispatcher.aws.signing import BotocoreSigner, InvokeSigner
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import MAX_RESPONSE, MAX_SYNC_PAYLOAD, read_capped
-from dispatcher.hooks.signing import BotocoreSigner, InvokeSigner, RequestSigner
+from dispatcher.hooks.lambda_errors import (
+    clip,
+    connection_error,
+    decode_result,
+    error_code_and_message,
+    function_failed,
+    status_error,
+    too_large,
+)
+from dispatcher.hooks.lambda_lean import (
+    FrozenCredentials,
+    LeanClient,
+    invoke_url,
+    proxy_for,
+    user_agent,
+)
+from dispatcher.hooks.lambda_names import (
+    LambdaFunctionRef,
+    parse_function_name,
+)
 from dispatcher.net import is_loopback
 
-__all__ = [
-    "LambdaFunctionRef",
-    "LambdaTransport",
-    "parse_function_name",
-    "partition_for_region",
-]
+__all__ = ["LambdaFunctionRef", "LambdaTransport", "parse_function_name"]
 
 ClientKind = Literal["lean", "botocore"]
-
-# ---------------------------------------------------------------------------------------
-# Function names
-# ---------------------------------------------------------------------------------------
-
-# botocore 1.43's model pattern for Invoke's FunctionName (kept for reference and tests):
-LAMBDA_FUNCTION_NAME_PATTERN = (
-    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?"
-    r"(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?"
-)
-_NAME = r"(?P<name>[a-zA-Z0-9_.-]{1,64})"
-_QUALIFIER = r"(?::(?P<qualifier>\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]{1,128}))?"
-_REGION = r"(?P<region>(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)"
-_FULL_ARN = re.compile(
-    rf"arn:(?P<partition>aws[a-zA-Z-]*):lambda:{_REGION}:(?P<account>\d{{12}}):function:"
-    rf"{_NAME}{_QUALIFIER}"
-)
-_PARTIAL_ARN = re.compile(rf"(?P<account>\d{{12}}):(?:function:)?{_NAME}{_QUALIFIER}")
-_PLAIN = re.compile(rf"{_NAME}{_QUALIFIER}")
-_PROJECT_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_MAX_FUNCTION_NAME = 256  # FunctionName's max length in the Invoke API model
-
-_FORMS = (
-    "a function name ('my-hook'), 'my-hook:QUALIFIER', a partial ARN "
-    "('123456789012:my-hook' or '123456789012:function:my-hook') or a full ARN "
-    "('arn:aws:lambda:REGION:123456789012:function:my-hook[:QUALIFIER]')"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class LambdaFunctionRef:
-    """A parsed hook function reference.
-
-    ``region`` is the ARN's region, or the project region when the name has none;
-    ``account`` is None for a bare name (the caller's own account).
-    """
-
-    function_name: str
-    qualifier: str | None
-    region: str
-    account: str | None
-    partition: str
-    source: str
-
-    @property
-    def arn(self) -> str | None:
-        """The unqualified function ARN, when the account is known."""
-        if self.account is None:
-            return None
-        return (
-            f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:"
-            f"{self.function_name}"
-        )
-
-    @property
-    def invoke_name(self) -> str:
-        """The ``FunctionName`` path parameter: the ARN when known, else the bare name.
-
-        The qualifier always travels separately as the ``Qualifier`` query parameter.
-        """
-        return self.arn or self.function_name
-
-    def __str__(self) -> str:
-        return self.source
-
-
-def parse_function_name(name: str, project_region: str) -> LambdaFunctionRef:
-    """Parse a hook's ``LambdaFunctionName`` (name, partial or full ARN, ``:qualifier``).
-
-    Raises ``ConfigError`` for a malformed name, an ARN whose partition does not match
-    its region, and for a function in another region than ``project_region``.
-    """
-    if not isinstance(project_region, str) or not _PROJECT_REGION.fullmatch(project_region):
-        raise ConfigError(f"project region {project_region!r} is not a valid AWS region name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"Lambda function name {name!r} is empty; expected {_FORMS}")
-    if len(name) > _MAX_FUNCTION_NAME:
-        raise ConfigError(
-            f"Lambda function name {name[:40]!r}... is {len(name)} characters long; "
-            f"the Invoke API allows at most {_MAX_FUNCTION_NAME}"
-        )
-    project_partition = partition_for_region(project_region)
-    if name.startswith("arn:"):
-        match = _FULL_ARN.fullmatch(name)
-        if match is None:
-            raise ConfigError(
-                f"Lambda function ARN {name!r} is malformed; expected "
-                "'arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]' with a "
-                "12-digit account, a name of at most 64 characters [a-zA-Z0-9-_.] and a "
-                "qualifier of at most 128 characters [a-zA-Z0-9-_] or $LATEST"
-            )
-        region = match["region"]
-        partition = match["partition"]
-        if partition != partition_for_region(region):
-            raise ConfigError(
-                f"Lambda function ARN {name!r} names partition {partition!r}, but region "
-                f"{region} is in partition {partition_for_region(region)!r}"
-            )
-        if region != project_region:
-            raise ConfigError(
-                f"Lambda function {match['name']!r} ({name}) is in region {region}, but the "
-                f"project is in region {project_region}: a hook function must be in the "
-                "project's region, as Amazon Pinpoint requires. Deploy the function to "
-                f"{project_region} (or run the campaign in {region})."
-            )
-    else:
-        match = _PARTIAL_ARN.fullmatch(name) or _PLAIN.fullmatch(name)
-        if match is None:
-            raise ConfigError(f"Lambda function name {name!r} is malformed; expected {_FORMS}")
-        region = project_region
-        partition = project_partition
-    groups = match.groupdict()
-    return LambdaFunctionRef(
-        function_name=groups["name"],
-        qualifier=groups["qualifier"],
-        region=region,
-        account=groups.get("account"),
-        partition=partition,
-        source=name,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# Error mapping shared by both paths
-# ---------------------------------------------------------------------------------------
-
-_REASON_LIMIT = 500
-
-
-def _clip(text: str, limit: int = _REASON_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _status_error(
-    function: str, status: int, code: str | None, message: str | None, retry_after: float | None
-) -> HookAttemptError:
-    """Map a non-200 Invoke answer: 429, 408 and 5xx may pass; other 4xx will not."""
-    label = code or f"HTTP {status}"
-    reason = f"{label}: {message}" if message else label
-    retryable = status in (408, 429) or status >= 500
-    return HookAttemptError(
-        _clip(reason),
-        retryable=retryable,
-        retry_after=retry_after if retryable else None,
-        function=function,
-        throttled=status == 429,
-    )
-
-
-def _error_code_and_message(
-    error_type_header: str | None, body: bytes
-) -> tuple[str | None, str | None]:
-    """The error code and message of a rest-json error, as botocore's parser reads them."""
-    code = error_type_header.split(":", 1)[0] if error_type_header else None
-    message: str | None = None
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict):
-        if code is None:
-            raw = doc.get("__type") or doc.get("code")
-            if isinstance(raw, str):
-                code = raw.rsplit("#", 1)[-1].split(":", 1)[0]
-        raw_message = doc.get("message") or doc.get("Message") or doc.get("errorMessage")
-        if isinstance(raw_message, str):
-            message = raw_message
-        reason = doc.get("Reason")
-        if isinstance(reason, str) and reason:
-            message = f"{message} ({reason})" if message else reason
-    elif body:
-        message = body[:200].decode("utf-8", "replace")
-    return code, message
-
-
-def _function_error(function: str, kind: str, body: bytes) -> HookAttemptError:
-    """The function itself failed (HTTP 200 + ``X-Amz-Function-Error``)."""
-    detail: str
-    try:
-        doc = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict) and ("errorType" in doc or "errorMessage" in doc):
-        detail = f"{doc.get('errorType', 'Error')}: {doc.get('errorMessage', '')}"
-    elif body:
-        detail = body[:300].decode("utf-8", "replace")
-    else:
-        detail = "(no error payload)"
-    return HookAttemptError(
-        _clip(f"function error ({kind}): {detail}"), retryable=True, function=function
-    )
-
-
-def _decode_result(function: str, body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HookResultError(
-            _clip(f"the function's return value is not JSON ({exc}); first bytes: {body[:80]!r}"),
-            function=function,
-        ) from exc
-
-
-def _too_large(function: str, size: int) -> HookAttemptError:
-    return HookAttemptError(
-        f"event is {size} bytes, over Lambda's synchronous invocation payload limit of "
-        f"{MAX_SYNC_PAYLOAD} bytes (6 MiB); it was not sent",
-        retryable=False,
-        function=function,
-    )
-
-
-def _connection_error(function: str, exc: BaseException) -> HookAttemptError:
-    text = str(exc) or type(exc).__name__
-    return HookAttemptError(
-        _clip(f"connection error: {type(exc).__name__}: {text}"),
-        retryable=True,
-        function=function,
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# The lean path
-# ---------------------------------------------------------------------------------------
-
-
-def _user_agent() -> str:
-    try:
-        version = metadata.version("segment-dispatcher")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        version = "0"
-    return (
-        f"segment-dispatcher/{version} botocore/{botocore.__version__} "
-        f"aiohttp/{aiohttp.__version__} Python/{platform.python_version()}"
-    )
-
-
-def _invoke_url(endpoint_url: str, ref: LambdaFunctionRef) -> str:
-    """The Invoke URL, encoded exactly as botocore's rest-json serializer encodes it."""
-    url = (
-        f"{endpoint_url.rstrip('/')}/2015-03-31/functions/"
-        f"{quote(ref.invoke_name, safe='')}/invocations"
-    )
-    if ref.qualifier:
-        url += f"?Qualifier={quote(ref.qualifier, safe='-_.~')}"
-    return url
-
-
-def _proxy_for(url: str) -> str | None:
-    """The ``HTTP(S)_PROXY`` that applies to ``url`` (``NO_PROXY`` honoured), read once.
-
-    A loopback endpoint (the local Lambda host) is never reached through a proxy: the
-    events it gets carry endpoint data that must not leave the machine.
-    """
-    parts = urlsplit(url)
-    if is_loopback(parts.hostname or ""):
-        return None
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(parts.scheme)
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    return proxy
-
-
-class _FrozenCredentials:
-    """The session's credentials as a frozen snapshot, re-read at most once a second.
-
-    ``get_frozen_credentials`` of refreshable credentials refreshes them (under their
-    own lock) shortly before they expire; asking once a second is enough to follow.
-    """
-
-    _RECHECK = 1.0
-
-    def __init__(self, source: Any) -> None:
-        self._source = source
-        self._frozen: ReadOnlyCredentials | None = None
-        self._checked = 0.0
-
-    async def get(self) -> ReadOnlyCredentials:
-        now = time.monotonic()
-        frozen = self._frozen
-        if frozen is None or now - self._checked >= self._RECHECK:
-            frozen = await self._source.get_frozen_credentials()
-            self._frozen = frozen
-            self._checked = now
-        return frozen
-
-
-@dataclass(slots=True)
-class _LeanClient:
-    session: aiohttp.ClientSession
-    url: yarl.URL
-    proxy: str | None
-    signer: RequestSigner
-    credentials: _FrozenCredentials
-
 
 # ---------------------------------------------------------------------------------------
 # The transport
@@ -456,7 +165,7 @@ class LambdaTransport:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout if read_timeout is not None else 900.0,
         )
-        self._lean: _LeanClient | None = None
+        self._lean: LeanClient | None = None
         self._botocore: Any = None
         self._open_lock = anyio.Lock()
         self._closed = False
@@ -496,7 +205,7 @@ class LambdaTransport:
             )
         return self._botocore
 
-    async def _lean_client(self) -> _LeanClient:
+    async def _lean_client(self) -> LeanClient:
         lean = self._lean
         if lean is not None:
             return lean
@@ -505,7 +214,7 @@ class LambdaTransport:
                 self._lean = await self._build_lean_client()
             return self._lean
 
-    async def _build_lean_client(self) -> _LeanClient:
+    async def _build_lean_client(self) -> LeanClient:
         self._check_open()
         botocore_client = await self._botocore_client()
         endpoint = str(botocore_client.meta.endpoint_url)
@@ -522,13 +231,13 @@ class LambdaTransport:
                 "credential chain: environment, shared credentials/config files, SSO, "
                 "container and instance roles)"
             )
-        url = _invoke_url(endpoint, self.ref)
+        url = invoke_url(endpoint, self.ref)
         signer_cls = InvokeSigner if self._signer_kind == "fast" else BotocoreSigner
         signer = signer_cls(
             url,
             region=self.region,
             static_headers={"X-Amz-Invocation-Type": "RequestResponse"},
-            unsigned_headers={"User-Agent": _user_agent(), "Accept-Encoding": "identity"},
+            unsigned_headers={"User-Agent": user_agent(), "Accept-Encoding": "identity"},
         )
         ssl_context: ssl.SSLContext | bool = True
         if url.startswith("https:"):
@@ -554,12 +263,12 @@ class LambdaTransport:
             skip_auto_headers=("Content-Type",),  # botocore sends none for Invoke
             trust_env=False,  # proxies resolved once below, not per request
         )
-        return _LeanClient(
+        return LeanClient(
             session=session,
             url=yarl.URL(url, encoded=True),
-            proxy=_proxy_for(url),
+            proxy=proxy_for(url),
             signer=signer,
-            credentials=_FrozenCredentials(source),
+            credentials=FrozenCredentials(source),
         )
 
     def _check_open(self) -> None:
@@ -582,7 +291,7 @@ class LambdaTransport:
     async def invoke(self, event: bytes) -> Any:
         """One synchronous invocation of the function with ``event``; its decoded result."""
         if len(event) > MAX_SYNC_PAYLOAD:
-            raise _too_large(self.name, len(event))
+            raise too_large(self.name, len(event))
         if self.client_kind == "lean":
             return await self._invoke_lean(event)
         return await self._invoke_botocore(event)
@@ -593,7 +302,7 @@ class LambdaTransport:
             credentials = await lean.credentials.get()
         except (BotoCoreError, RuntimeError) as exc:
             raise HookAttemptError(
-                _clip(f"cannot refresh AWS credentials: {exc}"), retryable=True, function=self.name
+                clip(f"cannot refresh AWS credentials: {exc}"), retryable=True, function=self.name
             ) from exc
         headers = lean.signer.sign(credentials, event)
         try:
@@ -606,19 +315,19 @@ class LambdaTransport:
                 error_type = response.headers.get("X-Amzn-ErrorType")
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _connection_error(self.name, exc) from exc
+            raise connection_error(self.name, exc) from exc
         if status == 200:
             if function_error:
-                raise _function_error(self.name, function_error, body)
-            return _decode_result(self.name, body)
+                raise function_failed(self.name, function_error, body)
+            return decode_result(self.name, body)
         if 200 <= status < 400:
             raise HookAttemptError(
                 f"unexpected HTTP {status} from Invoke (expected 200 for RequestResponse)",
                 retryable=False,
                 function=self.name,
             )
-        code, message = _error_code_and_message(error_type, body)
-        raise _status_error(self.name, status, code, message, parse_retry_after(retry_after))
+        code, message = error_code_and_message(error_type, body)
+        raise status_error(self.name, status, code, message, parse_retry_after(retry_after))
 
     async def _invoke_botocore(self, event: bytes) -> Any:
         client = self._botocore or await self._botocore_client()
@@ -646,7 +355,7 @@ class LambdaTransport:
             reason = exc.response.get("Reason")
             if isinstance(reason, str) and reason:
                 message = f"{message} ({reason})" if message else reason
-            raise _status_error(
+            raise status_error(
                 self.name,
                 status,
                 error.get("Code") or None,
@@ -660,14 +369,14 @@ class LambdaTransport:
             TimeoutError,
             OSError,
         ) as exc:
-            raise _connection_error(self.name, exc) from exc
+            raise connection_error(self.name, exc) from exc
         except CredentialRetrievalError as exc:
             raise HookAttemptError(
-                _clip(f"cannot refresh AWS credentials: {exc}"), retryable=True, function=self.name
+                clip(f"cannot refresh AWS credentials: {exc}"), retryable=True, function=self.name
             ) from exc
         except BotoCoreError as exc:  # no credentials, parameter validation, ...
             raise HookAttemptError(
-                _clip(f"{type(exc).__name__}: {exc}"), retryable=False, function=self.name
+                clip(f"{type(exc).__name__}: {exc}"), retryable=False, function=self.name
             ) from exc
         status = int(response.get("StatusCode") or 0)
         if status != 200:
@@ -678,5 +387,5 @@ class LambdaTransport:
             )
         function_error = response.get("FunctionError")
         if function_error:
-            raise _function_error(self.name, function_error, body)
-        return _decode_result(self.name, body)
+            raise function_failed(self.name, function_error, body)
+        return decode_result(self.name, body)

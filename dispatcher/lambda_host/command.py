@@ -142,7 +142,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _add_permission(args: argparse.Namespace) -> int:
-    from dispatcher.policy import add_permission
+    from dispatcher.policy_files import add_permission
 
     result = add_permission(
         Path(args.policy_file),

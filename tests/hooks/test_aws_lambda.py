@@ -13,8 +13,9 @@ import pytest
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
-from dispatcher.hooks.aws_lambda import LambdaTransport, _FrozenCredentials, parse_function_name
+from dispatcher.hooks.aws_lambda import LambdaTransport, parse_function_name
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
+from dispatcher.hooks.lambda_lean import FrozenCredentials
 from tests.hooks.lambda_api_server import (
     ACCESS_KEY,
     AUTH_RE,
@@ -424,7 +425,7 @@ async def test_refreshed_credentials_are_used(
             )
 
     aws.session.get_component("credential_provider").insert_before("env", Provider())
-    monkeypatch.setattr(_FrozenCredentials, "_RECHECK", 0.0)
+    monkeypatch.setattr(FrozenCredentials, "_RECHECK", 0.0)
     transport = LambdaTransport("echo", region=REGION, endpoint_url=lambda_api.url, clients=aws)
     try:
         for _ in range(3):

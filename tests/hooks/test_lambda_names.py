@@ -8,12 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dispatcher.aws import partition_for_region
 from dispatcher.errors import ConfigError
-from dispatcher.hooks.aws_lambda import (
-    LAMBDA_FUNCTION_NAME_PATTERN,
-    parse_function_name,
-    partition_for_region,
-)
+from dispatcher.hooks.lambda_names import LAMBDA_FUNCTION_NAME_PATTERN, parse_function_name
 
 BOTOCORE_PATTERN = re.compile(LAMBDA_FUNCTION_NAME_PATTERN)
 

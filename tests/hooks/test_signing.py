@@ -10,7 +10,7 @@ from botocore.credentials import ReadOnlyCredentials
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.hooks.signing import BotocoreSigner, InvokeSigner, _CachedKeySigV4Auth, host_header
+from dispatcher.aws.signing import BotocoreSigner, InvokeSigner, _CachedKeySigV4Auth, host_header
 from tests.hooks.lambda_api_server import AUTH_RE
 
 STATIC = {"X-Amz-Invocation-Type": "RequestResponse"}

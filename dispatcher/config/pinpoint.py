@@ -32,14 +32,14 @@ from typing import Any
 
 import orjson
 
-from dispatcher.campaign import Treatments
-from dispatcher.config import (
+from dispatcher.campaign.treatments import Treatments
+from dispatcher.config.reader import Reader
+from dispatcher.config.tables import (
     CAMPAIGN_KEYS,
-    _campaign,
-    _hook,
-    _limits,
-    _quiet_time,
-    _Reader,
+    read_campaign,
+    read_hook,
+    read_limits,
+    read_quiet_time,
 )
 from dispatcher.errors import ConfigError
 
@@ -137,10 +137,10 @@ def campaign_table(path: str | Path) -> dict[str, Any]:
                 if isinstance(item.get("Schedule"), dict):
                     _clean_quiet_time(item["Schedule"])
     # Validate with the config parser's own rules, naming the JSON file and keys.
-    reader = _Reader(file, table, prefix)
-    campaign = _campaign(reader)
+    reader = Reader(file, table, prefix)
+    campaign = read_campaign(reader)
     if isinstance(schedule, dict) and isinstance(schedule.get("QuietTime"), dict):
-        _quiet_time(_Reader(file, schedule["QuietTime"], _join(prefix, "Schedule.QuietTime")))
+        read_quiet_time(Reader(file, schedule["QuietTime"], _join(prefix, "Schedule.QuietTime")))
     Treatments.from_campaign(campaign, file, key_prefix=prefix)
     return table
 
@@ -160,11 +160,11 @@ def settings_table(path: str | Path) -> dict[str, Any]:
         table.pop(key, None)
     _clean_limits(table)
     _clean_quiet_time(table)
-    reader = _Reader(file, table, prefix)
+    reader = Reader(file, table, prefix)
     reader.get("ApplicationId", str)
-    _hook(reader.sub("CampaignHook"))
-    _limits(reader.sub("Limits"))
-    _quiet_time(reader.sub("QuietTime"))
+    read_hook(reader.sub("CampaignHook"))
+    read_limits(reader.sub("Limits"))
+    read_quiet_time(reader.sub("QuietTime"))
     return table
 
 
