@@ -13,12 +13,14 @@ import shlex
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import anyio
 import orjson
 
+from dispatcher.campaign.schedule import parse_instant, utc_iso
 from dispatcher.channels.base import Sender
 from dispatcher.channels.outbox import OutboxSender
 from dispatcher.config import Settings
@@ -27,6 +29,7 @@ from dispatcher.errors import (
     ConfigError,
     DispatchError,
     InputChanged,
+    OccurrenceSent,
     StorageError,
 )
 from dispatcher.fingerprint import compare
@@ -131,17 +134,30 @@ def _shell(text: str) -> str:
 
 
 async def refuse_second_run(
-    book: SqliteLedger, settings: Settings, out: Path, where: str
-) -> None:
+    book: SqliteLedger, settings: Settings, out: Path, where: str,
+    occurrence: str | None = None,
+) -> None:  # fmt: skip
     """A campaign is sent once per ledger: refuse when an earlier run is unfinished or
-    sent anything (``send_again`` skips this check)."""
+    sent anything (``send_again`` skips this check). A recurring campaign is sent once per
+    ``occurrence``: a finished run of it raises ``OccurrenceSent`` (nothing to do)."""
     project, campaign = settings.project, settings.campaign
     for earlier in await book.runs_of(project.application_id, campaign.id):
+        if occurrence is not None and earlier.extra.get("Occurrence") != occurrence:
+            continue
         sent = await book.claimed(earlier.run_id)
         # We hold the ledger's lock, so a run still marked RUNNING has no live process.
         state = "INTERRUPTED" if earlier.state == "RUNNING" else earlier.state
         if state == "FINISHED" and not sent:
             continue
+        if occurrence is not None and state == "FINISHED":
+            following = settings.schedule.after(parse_instant(occurrence))
+            then = utc_iso(following) if following else None
+            raise OccurrenceSent(
+                f"occurrence {occurrence} of campaign {campaign.id!r} was already sent by run "
+                f"{earlier.run_id} ({sent:,} sent); nothing to send until the next one, "
+                + (then or "none (the schedule ends first)"),
+                run_id=earlier.run_id, occurrence=occurrence, next_occurrence=then,
+            )  # fmt: skip
         attempt = Attempt(earlier.run_id, True, True, None, False)
         raise CampaignAlreadyRun(
             f"campaign {campaign.id!r} of application {project.application_id!r} already has "
@@ -152,6 +168,25 @@ async def refuse_second_run(
             state=state,
             sent=sent,
         )
+
+
+def refuse_unscheduled(settings: Settings, moment: datetime | None, *,
+                       ignore_pause: bool) -> None:  # fmt: skip
+    """A paused campaign (unless ``ignore_pause``) and one whose EndTime is past at
+    ``moment`` (None: not checked) are not run: ``ConfigError`` naming the key (exit 2)."""
+    campaign, schedule = settings.campaign, settings.schedule
+    if campaign.is_paused and not ignore_pause:
+        raise ConfigError(
+            f"campaign {campaign.id} is paused (IsPaused: true); set IsPaused to false, or "
+            "pass --ignore-pause to run it anyway",
+            file=settings.file, key="campaign.IsPaused",
+        )  # fmt: skip
+    if moment is not None and schedule.end is not None and schedule.ended(moment):
+        raise ConfigError(
+            f"campaign {campaign.id} ended at {utc_iso(schedule.end)} (Schedule.EndTime is "
+            "past): nothing to send",
+            file=settings.file, key="campaign.Schedule.EndTime",
+        )  # fmt: skip
 
 
 def check_inputs(
@@ -211,6 +246,8 @@ def write_run_file(out: Path, run: RunInfo) -> None:
     data = {"RunId": run.run_id, "Config": run.config, "Segment": run.segment,
             "CampaignId": run.campaign_id, "ApplicationId": run.application_id,
             "StartedAt": run.started_at}  # fmt: skip
+    if run.extra.get("Occurrence"):
+        data["Occurrence"] = run.extra["Occurrence"]
     try:
         (out / RUN_FILE).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:

@@ -19,12 +19,13 @@ import orjson
 
 from dispatcher.aws import AwsClients
 from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check
+from dispatcher.campaign.schedule import Clock, SystemClock
 from dispatcher.channels import create_sender
 from dispatcher.channels.base import Sender, SenderContext
 from dispatcher.channels.ratelimit import Limiter, NoLimit, RateLimiter
 from dispatcher.chunking import Chunker
 from dispatcher.config import Settings
-from dispatcher.eligibility import AddressClaims, Admission, Eligibility
+from dispatcher.eligibility import AddressClaims, Admission, Eligibility, WavePlanner
 from dispatcher.errors import ConfigError, StorageError
 from dispatcher.eventstream import EventStream, create_sink
 from dispatcher.hooks import HookTransport, create_transport
@@ -313,11 +314,18 @@ async def execute(
     history: Ledger | None = None,
     stop: anyio.Event | None = None,
     timeline: Timeline | None = None,
+    plan: WavePlanner | None = None,
+    clock: Clock | None = None,
+    ended: bool = False,
 ) -> Stages:
     """Run the stages over ``source``; every record read ends in ``log`` (and ``ledger``).
 
     ``history`` is the ledger the caps read when ``ledger`` is None (a dry run reads the
     send history but records nothing); ``stop`` ends reading early (see ``Stages.stop``).
+    ``plan`` makes this the planning pass of a local-time campaign (see ``Admission``);
+    ``ended`` says the campaign's EndTime is past for every record admitted now (a
+    local-time wave due after it): they end EXPIRED, unsent. ``clock`` tells time to
+    the schedule, quiet time and EndTime (tests control it).
     """
     settings = ctx.settings
     d = settings.dispatch
@@ -329,15 +337,26 @@ async def execute(
     history = ledger or history
     if history is not None and (limits.daily or limits.total):
         caps = cap_check(history.history, limits, campaign_id=settings.campaign.id)
+    clock = clock or SystemClock()
     admission = Admission(
         eligibility,
         treatments=ctx.treatments if ctx.treatments.is_split else None,
         quiet=QuietTime.from_settings(settings),
         caps=caps,
         claim_addresses=claim_addresses,
+        clock=clock.now,
+        plan=plan,
     )
     expiry = Expiry(datetime.fromisoformat(ctx.started_at.replace("Z", "+00:00")),
                     limits.maximum_duration)  # fmt: skip
+    end = settings.schedule.end
+
+    def expired() -> bool:
+        # MaximumDuration after the run's start, or the campaign's EndTime.
+        if ended:
+            return True
+        now = clock.now()
+        return expiry.expired(now) or (end is not None and now >= end)
     delivery = hook is not None and hook.mode == "DELIVERY"
     stages = Stages(
         run_id=ctx.run_id,
@@ -364,7 +383,7 @@ async def execute(
         send_attempts=d.send_attempts,
         ledger=ledger,
         skip=skip,
-        expired=expiry.expired,
+        expired=expired,
         event_stream=ctx.event_stream,
         stop=stop,
         empty_variables=EmptyVariables() if ctx.dry_run else None,

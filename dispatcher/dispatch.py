@@ -12,7 +12,8 @@ import io
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,20 @@ from dispatcher.attempts import (
     prior_run,
     reconcile_outbox,
     refuse_second_run,
+    refuse_unscheduled,
     rewrite_outcomes,
     write_run_file,
 )
 from dispatcher.aws import AwsClients
+from dispatcher.campaign.schedule import (
+    Clock,
+    SystemClock,
+    WavePlan,
+    parse_instant,
+    sleep_until,
+    span,
+    utc_iso,
+)
 from dispatcher.channels.base import Sender
 from dispatcher.channels.preview import PREVIEW_FILE, PreviewSender
 from dispatcher.config import Settings
@@ -48,9 +59,10 @@ from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.model import FAILURE_STATUSES, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
-from dispatcher.progress import Counters
+from dispatcher.progress import Counters, Notice
 from dispatcher.runlock import RunLock
 from dispatcher.segments import open_source
+from dispatcher.waves import send_in_waves
 
 
 async def dispatch(
@@ -70,6 +82,9 @@ async def dispatch(
     send_again: bool = False,
     force_changed_input: bool = False,
     stop: anyio.Event | None = None,
+    now: bool = False,
+    ignore_pause: bool = False,
+    clock: Clock | None = None,
 ) -> Summary:
     """Run one campaign send and return its summary.
 
@@ -89,8 +104,16 @@ async def dispatch(
     Setting ``stop`` stops reading: in-flight work finishes and ``RunInterrupted`` is
     raised. Configuration problems raise ``ConfigError`` before any endpoint data is
     sent anywhere; a file that cannot be written raises ``StorageError``.
+
+    The campaign's schedule (``dispatcher.campaign.schedule``): a paused campaign is
+    refused (``ConfigError``) unless ``ignore_pause``; one whose EndTime is past too. A
+    new run sends the latest due occurrence, waiting for the first one when StartTime
+    is ahead (``now`` skips that wait, and a local-time campaign's waits between
+    waves); a recurring occurrence already sent raises ``OccurrenceSent``. A dry run
+    ignores pause, EndTime and waits. ``clock`` tells the time (tests control it).
     """
     out = Path(out_dir)
+    clock = clock or SystemClock()
     retry_statuses = sorted(set(retry)) if retry is not None else None
     continuing = resume or retry_statuses is not None
     if continuing and not run_id:
@@ -100,6 +123,14 @@ async def dispatch(
     if continuing and dry_run:
         raise ConfigError("a dry run cannot resume or retry a run", key="--dry-run")
     attempt = Attempt(run_id or new_run_id(), continuing, resume, retry_statuses, bool(dry_run))
+    if not dry_run:
+        # EndTime is checked for a new run only: a resumed one ends its records EXPIRED.
+        refuse_unscheduled(settings, None if continuing else clock.now(),
+                           ignore_pause=ignore_pause)  # fmt: skip
+    occurrence = None
+    if not continuing:
+        occurrence = await _occurrence(settings, clock, now=now or bool(dry_run), stop=stop,
+                                       show=progress)  # fmt: skip
     prepare_out_dir(out, settings.file)
     where = ledger_path(settings, out, ledger) if ledger is not False else None
     async with AsyncExitStack() as stack:
@@ -112,8 +143,13 @@ async def dispatch(
             book = SqliteLedger(where)  # a dry run only reads the send history
             stack.push_async_callback(book.aclose)
         prior = await prior_run(book, attempt, settings, str(where), explicit=bool(run_id))
+        timing = Timing(occurrence, now)
+        if prior is not None:
+            timing = Timing.of(prior.extra, now)
         if book is not None and not continuing and not dry_run and not send_again:
-            await refuse_second_run(book, settings, out, str(where))
+            recurring = settings.schedule.recurring and timing.key is not None
+            await refuse_second_run(book, settings, out, str(where),
+                                    timing.key if recurring else None)  # fmt: skip
         preview = None
         if dry_run:
             preview_file = open_file(out / PREVIEW_FILE, "wb")
@@ -123,8 +159,59 @@ async def dispatch(
             settings, stack, attempt, out=out, book=book, prior=prior, segment=segment,
             handlers=handlers, senders=senders, on_start=on_start, progress=progress,
             preview=preview, call_hook=dry_run != "no-hook",
-            force_changed_input=force_changed_input, stop=stop,
+            force_changed_input=force_changed_input, stop=stop, timing=timing, clock=clock,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Which occurrence of the schedule a run sends, and whether it waits for nothing."""
+
+    occurrence: datetime | None = None
+    now: bool = False
+
+    @property
+    def key(self) -> str | None:
+        """The occurrence as the ledger records it (``Occurrence``, ISO 8601 UTC)."""
+        return utc_iso(self.occurrence) if self.occurrence is not None else None
+
+    def extra(self) -> dict[str, Any]:
+        return {"Occurrence": self.key, "Now": self.now} if self.key else {}
+
+    @classmethod
+    def of(cls, extra: Mapping[str, Any], now: bool) -> Timing:
+        """What a run recorded: resume and retry continue the same occurrence."""
+        key = extra.get("Occurrence")
+        return cls(parse_instant(key) if key else None, bool(extra.get("Now")) or now)
+
+
+async def _occurrence(
+    settings: Settings, clock: Clock, *, now: bool, stop: anyio.Event | None, show: bool
+) -> datetime | None:
+    """The occurrence a new run sends: the latest due, else (StartTime ahead) the first,
+    after waiting for it unless ``now``. None for an IMMEDIATE one-time campaign."""
+    schedule, campaign = settings.schedule, settings.campaign
+    due = schedule.due(clock.now())
+    first = schedule.first()
+    if due is not None or first is None or now:
+        return due or first
+    opens = schedule.opens(first)
+    notice = Notice() if show else None
+
+    def countdown(left: float) -> None:
+        if notice is not None:
+            notice.show(f"dispatcher: campaign {campaign.id} starts at {utc_iso(opens)}, in "
+                        f"{span(left)} (Ctrl-C cancels; --now sends at once)")  # fmt: skip
+
+    try:
+        started = await sleep_until(opens, clock, stop=stop, show=countdown)
+    finally:
+        if notice is not None:
+            notice.done()
+    if not started:
+        raise RunInterrupted("stopped while waiting for the campaign's StartTime: nothing "
+                             "was sent", run_id="")  # fmt: skip
+    return first
 
 
 async def preview(
@@ -177,6 +264,8 @@ async def _dispatch(
     call_hook: bool,
     force_changed_input: bool,
     stop: anyio.Event | None,
+    timing: Timing = Timing(),
+    clock: Clock | None = None,
 ) -> Summary:
     run_id = attempt.run_id
     source_spec = segment or settings.segment_source or (prior.segment if prior else None)
@@ -186,6 +275,12 @@ async def _dispatch(
             file=settings.file,
             key="segment.source",
         )
+    schedule = settings.schedule
+    local = schedule.local_time and timing.occurrence is not None
+    if local and source_spec == "-":
+        raise ConfigError("a local-time campaign reads its segment once per wave: give a "
+                          "file or an S3 location, not standard input", file=settings.file,
+                          key="--segment" if segment else "segment.source")  # fmt: skip
     d = settings.dispatch
     clients = AwsClients(
         settings.project.region,
@@ -223,7 +318,7 @@ async def _dispatch(
             campaign_id=settings.campaign.id,
             application_id=settings.project.application_id,
             started_at=started_at,
-            extra=prior.extra if prior is not None else {},
+            extra=prior.extra if prior is not None else timing.extra(),
             fingerprints=fingerprints,
         )
         write_run_file(out, run)
@@ -249,10 +344,20 @@ async def _dispatch(
     timeline = open_timeline(settings, out, run_id, counters.started, attempt.continuing,
                          attempt.dry_run)  # fmt: skip
     try:
-        stages = await execute(
-            ctx, source=source, log=log, ledger=ledger, skip=skip, progress=progress,
-            counters=counters, history=book, stop=stop, timeline=timeline,
-        )  # fmt: skip
+        if local:
+            assert timing.occurrence is not None
+            plan = WavePlan(schedule, timing.occurrence, (clock or SystemClock()).now(),
+                            immediate=timing.now)  # fmt: skip
+            stages = await send_in_waves(
+                ctx, plan, source=source, log=log, ledger=ledger, skip=skip,
+                progress=progress, counters=counters, history=book, stop=stop,
+                timeline=timeline, clock=clock or SystemClock(),
+            )  # fmt: skip
+        else:
+            stages = await execute(
+                ctx, source=source, log=log, ledger=ledger, skip=skip, progress=progress,
+                counters=counters, history=book, stop=stop, timeline=timeline, clock=clock,
+            )  # fmt: skip
     except BaseException as exc:
         if ledger is not None:
             await mark_interrupted(ledger, run_id)
@@ -269,6 +374,7 @@ async def _dispatch(
         ignored_hook_ids=stages.ignored_hook_ids,
         dry_run=attempt.dry_run,
         skipped_in_doubt=skipped_in_doubt,
+        occurrence=timing.key,
     )
     summary.empty_variables = stages.empty_variables.report() if stages.empty_variables else []
     if ledger is not None:

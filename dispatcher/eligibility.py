@@ -157,6 +157,16 @@ class QuietWindow(Protocol):
         """Whether the endpoint is in its quiet time at ``now``."""
 
 
+class WavePlanner(Protocol):
+    def place(self, record: Record) -> bool:
+        """Put the record in its local-time wave; False without a valid time zone."""
+
+
+NO_TIMEZONE_REASON = (
+    "local-time campaign: the endpoint has no valid Demographic.Timezone (an IANA name "
+    "such as America/New_York)"
+)
+
 CapCheck = Callable[[list[Record]], Awaitable[dict[str, Outcome]]]
 """Per-endpoint frequency caps for a batch: endpoint id -> DAILY_CAP / TOTAL_CAP outcome."""
 
@@ -170,6 +180,11 @@ class Admission:
     Eligibility (INVALID, OPT_OUT, INACTIVE, UNSUPPORTED_CHANNEL, DUPLICATE_ADDRESS),
     then the A/B holdout (HOLDOUT), quiet time (QUIET_TIME) and the per-endpoint caps
     (DAILY_CAP, TOTAL_CAP). Every record leaves with an outcome or as admitted.
+
+    The planning pass of a local-time campaign passes ``plan``: a record that passed
+    the holdout is placed in its wave (neither settled nor admitted: its wave's pass
+    admits it, with quiet time and caps checked then, at send time) or, without a valid
+    time zone, ends NO_TIMEZONE.
     """
 
     def __init__(
@@ -181,6 +196,7 @@ class Admission:
         caps: CapCheck | None = None,
         claim_addresses: AddressClaims | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        plan: WavePlanner | None = None,
     ) -> None:
         self.eligibility = eligibility
         self.treatments = treatments
@@ -188,6 +204,7 @@ class Admission:
         self.caps = caps
         self.claim_addresses = claim_addresses
         self.clock = clock
+        self.plan = plan
 
     async def __call__(
         self, records: list[Record], skip: Callable[[int], bool] | None = None
@@ -197,8 +214,8 @@ class Admission:
         duplicate-address decisions come out exactly as in the first attempt."""
         settled: list[Outcome] = []
         admitted: list[Record] = []
-        treatments, quiet = self.treatments, self.quiet
-        now = self.clock() if quiet is not None else None
+        treatments, quiet, plan = self.treatments, self.quiet, self.plan
+        now = self.clock() if quiet is not None and plan is None else None
         for record in records:
             if skip is not None and skip(record.line):
                 self.eligibility.check(record)
@@ -208,6 +225,10 @@ class Admission:
             outcome = self.eligibility.check(record)
             if outcome is None and record.treatment is None and record.endpoint_id is not None:
                 outcome = Outcome.of(record, Status.HOLDOUT, "in the campaign's holdout group")
+            if outcome is None and plan is not None:
+                if plan.place(record):
+                    continue  # its wave's pass admits it
+                outcome = Outcome.of(record, Status.NO_TIMEZONE, NO_TIMEZONE_REASON)
             if outcome is None and quiet is not None and now is not None:
                 if quiet.holds(record.definition or {}, now):
                     outcome = Outcome.of(record, Status.QUIET_TIME, "in the endpoint's quiet time")

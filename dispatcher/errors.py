@@ -12,6 +12,7 @@
     │   ├── LedgerBusy            another process holds the ledger or output directory
     │   └── InputChanged          resume/retry with another segment or campaign
     ├── RunInterrupted            the run stopped before it finished (a signal); resumable
+    ├── OccurrenceSent            a recurring campaign's due occurrence was sent (exit 0)
     ├── SendError                 a provider rejected or failed a send
     ├── EventStreamError          the event-stream destination refused a write for good
     └── StorageError              a file of the run can't be written or read (exit 1)
@@ -152,6 +153,19 @@ class RunInterrupted(DispatchError):
     def __init__(self, message: str, *, run_id: str, summary: object = None) -> None:
         self.run_id = run_id
         self.summary = summary
+        super().__init__(message)
+
+
+class OccurrenceSent(DispatchError):
+    """The occurrence of a recurring campaign that is due was already sent from this
+    ledger (by run ``run_id``): nothing to do until the next one. Not a failure: a
+    scheduler that runs the command every few minutes sees this most of the time."""
+
+    def __init__(self, message: str, *, run_id: str, occurrence: str,
+                 next_occurrence: str | None) -> None:  # fmt: skip
+        self.run_id = run_id
+        self.occurrence = occurrence
+        self.next_occurrence = next_occurrence
         super().__init__(message)
 
 

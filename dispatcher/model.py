@@ -34,6 +34,8 @@ class Status(StrEnum):
     DAILY_CAP = "DAILY_CAP"
     TOTAL_CAP = "TOTAL_CAP"
     EXPIRED = "EXPIRED"
+    NO_TIMEZONE = "NO_TIMEZONE"
+    """A local-time campaign's endpoint without a valid ``Demographic.Timezone``."""
 
 
 FAILURE_STATUSES = frozenset(
@@ -143,6 +145,8 @@ class Summary:
     """Records read by this attempt (resume and retry replay settled ones too)."""
     elapsed: float = 0.0
     """Seconds this attempt took (for the rate shown in the closing tally)."""
+    occurrence: str | None = None
+    """The scheduled occurrence this run sent (ISO 8601), when the campaign has a StartTime."""
 
     @property
     def failures(self) -> int:
@@ -167,6 +171,8 @@ class Summary:
             "StartedAt": self.started_at,
             "FinishedAt": self.finished_at,
         }
+        if self.occurrence:
+            data["Occurrence"] = self.occurrence
         if self.skipped_in_doubt:
             data["SkippedInDoubt"] = self.skipped_in_doubt
         if self.dry_run:

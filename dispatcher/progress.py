@@ -51,3 +51,35 @@ async def show_progress(
     finally:
         stream.write("\r\x1b[2K" + counters.line() + "\n")
         stream.flush()
+
+
+class Notice:
+    """A line on stderr that changes while the run waits (a countdown): redrawn in place
+    on a TTY; in a log (no TTY) printed when it first shows and then every ``every`` s."""
+
+    def __init__(self, stream: TextIO | None = None, every: float = 60.0) -> None:
+        self.stream = stream or sys.stderr
+        self.every = every
+        self._tty = self.stream.isatty()
+        self._last: float | None = None
+
+    def show(self, text: str) -> None:
+        now = time.monotonic()
+        try:
+            if self._tty:
+                self.stream.write("\r\x1b[2K" + text)
+            elif self._last is None or now - self._last >= self.every:
+                self.stream.write(text + "\n")
+            else:
+                return
+            self.stream.flush()
+        except (OSError, ValueError):
+            return  # stderr closed: the wait goes on without it
+        self._last = now
+
+    def done(self) -> None:
+        """End the redrawn line (a TTY), so that what follows starts on its own."""
+        if self._tty and self._last is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._last = None

@@ -175,6 +175,14 @@ class EmptyVariables:
             self.empty[path] = self.empty.get(path, 0) + 1
             self.routes.setdefault(path, set()).add(route)
 
+    def merge(self, other: EmptyVariables) -> None:
+        """Add the counts of another pass over the same routes (local-time waves)."""
+        for path, n in other.empty.items():
+            self.empty[path] = self.empty.get(path, 0) + n
+            self.routes.setdefault(path, set()).update(other.routes[path])
+        for route, n in other.messages.items():
+            self.messages[route] = self.messages.get(route, 0) + n
+
     def report(self) -> list[str]:
         """One line per variable that was empty at least once, most often first."""
         ranked = sorted(self.empty.items(), key=lambda kv: (-kv[1], kv[0]))

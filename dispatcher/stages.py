@@ -132,7 +132,7 @@ class Stages:
 _QUIET = frozenset(
     {Status.FILTERED, Status.OPT_OUT, Status.INACTIVE, Status.UNSUPPORTED_CHANNEL,
      Status.DUPLICATE_ADDRESS, Status.HOLDOUT, Status.QUIET_TIME, Status.DAILY_CAP,
-     Status.TOTAL_CAP}
+     Status.TOTAL_CAP, Status.NO_TIMEZONE}
 )  # fmt: skip
 
 

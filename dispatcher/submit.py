@@ -98,6 +98,33 @@ def with_templates_inlined(data: dict[str, Any], settings: Settings) -> dict[str
     return out
 
 
+def refuse_schedule(settings: Settings, *, now: bool, ignore_pause: bool) -> None:
+    """What the fleet does not do with a schedule is refused, never done differently: the
+    jobs are enqueued now, so a StartTime ahead needs ``now`` (or submit at that time, from
+    a scheduler); local-time waves are sent by ``dispatcher run`` only."""
+    from datetime import UTC, datetime
+
+    from dispatcher.attempts import refuse_unscheduled
+    from dispatcher.campaign.schedule import utc_iso
+
+    moment = datetime.now(UTC)
+    refuse_unscheduled(settings, moment, ignore_pause=ignore_pause)
+    schedule = settings.schedule
+    if schedule.local_time:
+        raise ConfigError(
+            "a local-time campaign (IsLocalTime: true) is sent in waves by `dispatcher run`; "
+            "a fleet run would send every time zone at once",
+            file=settings.file, key="campaign.Schedule.IsLocalTime",
+        )  # fmt: skip
+    first = schedule.first()
+    if not now and first is not None and schedule.due(moment) is None:
+        raise ConfigError(
+            f"the campaign starts at {utc_iso(first)}: submit it then (e.g. from EventBridge "
+            "Scheduler or cron), or pass --now to enqueue it at once",
+            file=settings.file, key="campaign.Schedule.StartTime",
+        )  # fmt: skip
+
+
 def ledger_table(settings: Settings, override: str | None) -> str:
     table = override or settings.ledger.get("dynamodb_table")
     if not table:
@@ -122,6 +149,8 @@ async def submit(
     campaign_json: str | None = None,
     settings_json: str | None = None,
     template_json: Sequence[str] = (),
+    now: bool = False,
+    ignore_pause: bool = False,
 ) -> tuple[str, int]:
     """Plan and enqueue a fleet run; return (RunId, number of shard jobs)."""
     from dispatcher.attempts import new_run_id
@@ -134,6 +163,7 @@ async def submit(
     settings = parse_settings(data, str(config), path.parent, origins=origins,
                               template_files=tuple(Path(p) for p in template_json))  # fmt: skip
     refuse_inline_secrets(settings)
+    refuse_schedule(settings, now=now, ignore_pause=ignore_pause)
     source = segment or settings.segment_source
     if not source or not is_s3_url(source):
         raise ConfigError(

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from dispatcher.campaign.zones import zone_of
 from dispatcher.config.model import Campaign, Project, Settings
 from dispatcher.errors import ConfigError
 from dispatcher.model import Definition
@@ -42,7 +43,7 @@ class QuietTime:
     minute is the same for the whole UTC minute).
     """
 
-    __slots__ = ("_minute", "_verdicts", "_zones", "end", "start")
+    __slots__ = ("_minute", "_verdicts", "end", "start")
 
     def __init__(self, start: str, end: str) -> None:
         s, e = _minute_of_day(start), _minute_of_day(end)
@@ -50,7 +51,6 @@ class QuietTime:
             bad = start if s is None else end
             raise ValueError(f"quiet time must be HH:MM (24-hour), got {bad!r}")
         self.start, self.end = s, e
-        self._zones: dict[str, ZoneInfo | None] = {}
         self._verdicts: dict[str, bool] = {}
         self._minute = -1
 
@@ -86,17 +86,7 @@ class QuietTime:
 
     def zone(self, name: str) -> ZoneInfo | None:
         """The ZoneInfo for a Timezone string, or None if it is not a valid IANA name."""
-        try:
-            return self._zones[name]
-        except KeyError:
-            pass
-        try:
-            zone: ZoneInfo | None = ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError, TypeError):
-            zone = None
-        if len(self._zones) < _ZONE_CACHE_MAX:
-            self._zones[name] = zone
-        return zone
+        return zone_of(name)
 
     def covers(self, minute_of_day: int) -> bool:
         """Whether a local minute of the day (0..1439) is inside the window."""

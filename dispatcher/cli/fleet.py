@@ -37,7 +37,8 @@ def _submit(args: argparse.Namespace) -> int:
                                 target_records=args.shard_size,
                                 campaign_json=args.campaign_json,
                                 settings_json=args.settings_json,
-                                template_json=args.template_json or ())  # fmt: skip
+                                template_json=args.template_json or (), now=args.now,
+                                ignore_pause=args.ignore_pause)  # fmt: skip
         finally:
             await clients.aclose()
 
@@ -95,6 +96,10 @@ def register(sub: Any) -> None:
     submit.add_argument("--campaign-json", metavar="FILE")
     submit.add_argument("--settings-json", metavar="FILE")
     submit.add_argument("--template-json", metavar="FILE", action="append")
+    submit.add_argument("--now", action="store_true",
+                        help="enqueue now although the schedule's StartTime is ahead")
+    submit.add_argument("--ignore-pause", action="store_true",
+                        help="submit the campaign although its IsPaused is true")
     submit.set_defaults(func=_submit)
 
     worker = sub.add_parser("worker", help="run shard jobs from an SQS queue (a fleet member)")

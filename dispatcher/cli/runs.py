@@ -25,7 +25,13 @@ from dispatcher.cli.common import (
     tally,
 )
 from dispatcher.config import Settings, load_settings
-from dispatcher.errors import ConfigError, LedgerBusy, RunInterrupted, StorageError
+from dispatcher.errors import (
+    ConfigError,
+    LedgerBusy,
+    OccurrenceSent,
+    RunInterrupted,
+    StorageError,
+)
 from dispatcher.model import Status, Summary
 
 RETRYABLE = ("THROTTLED", "TEMPORARY_FAILURE", "HOOK_FAILURE")
@@ -68,6 +74,8 @@ def _continue_command(args: argparse.Namespace, run_id: str) -> str:
             words += ["--template-json", value]
         if getattr(args, "strict_variables", False):
             words.append("--strict-variables")
+    if getattr(args, "ignore_pause", False):
+        words.append("--ignore-pause")
     if args.ledger:
         words += ["--ledger", args.ledger]
     return shlex.join(words)
@@ -97,10 +105,15 @@ def _execute(
 
     try:
         summary = supervisor.run(work)
+    except OccurrenceSent as exc:
+        print_json({"RunId": exc.run_id, "Occurrence": exc.occurrence, "AlreadySent": True,
+                    "NextOccurrence": exc.next_occurrence})  # fmt: skip
+        out(f"dispatcher: {exc}")
+        return EXIT_OK
     except RunInterrupted as exc:
         if isinstance(exc.summary, Summary):
             out(tally(exc.summary, "stopped"))
-        out(f"dispatcher: {hint(exc.run_id)}", error=True)
+        out(f"dispatcher: {hint(exc.run_id) if exc.run_id else exc}", error=True)
         raise Interrupted(supervisor.code or 130) from None
     except Interrupted:
         if started:
@@ -150,7 +163,8 @@ def _run(args: argparse.Namespace) -> int:
         args, settings, Output(args.quiet),
         segment=args.segment, run_id=args.resume, resume=bool(args.resume),
         dry_run=dry_run, send_again=args.send_again,
-        force_changed_input=args.force_changed_input,
+        force_changed_input=args.force_changed_input, now=args.now,
+        ignore_pause=args.ignore_pause,
     )  # fmt: skip
 
 
@@ -198,6 +212,7 @@ def _retry(args: argparse.Namespace) -> int:
     return _execute(
         args, settings, Output(args.quiet), segment=args.segment, run_id=args.run_id,
         retry=statuses, force_changed_input=args.force_changed_input,
+        ignore_pause=args.ignore_pause,
     )  # fmt: skip
 
 
@@ -290,6 +305,8 @@ def _common_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="continue a run although its segment or campaign changed")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write OUT/report.html at the end")
+    parser.add_argument("--ignore-pause", action="store_true",
+                        help="run the campaign although its IsPaused is true")
 
 
 def _campaign_json_flags(parser: argparse.ArgumentParser) -> None:
@@ -321,6 +338,9 @@ def register(sub: Any) -> None:
                      help="everything but the send (--dry-run=no-hook: nor the hook); writes "
                           "OUT/preview.jsonl and OUT/outcomes.jsonl, records nothing")
     run.add_argument("--dry-run-mode", choices=("hook", "no-hook"), help=argparse.SUPPRESS)
+    run.add_argument("--now", action="store_true",
+                     help="do not wait for the schedule's StartTime (nor, for a local-time "
+                          "campaign, for each time zone's send time): send at once")
     _common_run_flags(run)
     run.set_defaults(func=_run)
 

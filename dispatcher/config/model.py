@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dispatcher.model import CHANNEL_TYPES, PUSH_CHANNELS
 from dispatcher.segments.lines import DEFAULT_MAX_RECORD_BYTES
+
+if TYPE_CHECKING:
+    from dispatcher.campaign.schedule import CampaignSchedule
 
 MESSAGE_KEYS = {
     "DefaultMessage", "ADMMessage", "APNSMessage", "BaiduMessage", "GCMMessage",
@@ -89,6 +92,8 @@ class Campaign:
     """As given; its templates are already merged into ``message_configuration``."""
     strict_variables: bool = False
     """A message variable that renders empty fails its endpoint (PERMANENT_FAILURE)."""
+    is_paused: bool = False
+    """``IsPaused``: a paused campaign is not run (``--ignore-pause`` overrides)."""
 
     @property
     def custom_types(self) -> frozenset[str]:
@@ -202,6 +207,13 @@ class Settings:
     def limits(self) -> Limits:
         """The campaign's Limits over the project's: what the run enforces."""
         return self.campaign.limits.over(self.project.limits)
+
+    @property
+    def schedule(self) -> CampaignSchedule:
+        """The campaign's ``Schedule`` (validated when the settings were loaded)."""
+        from dispatcher.campaign.schedule import CampaignSchedule
+
+        return CampaignSchedule.parse(self.campaign.schedule, file=self.file)
 
     @property
     def messages_per_second(self) -> int | None:

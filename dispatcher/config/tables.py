@@ -100,19 +100,24 @@ def read_campaign(r: Reader) -> Campaign:
         bad = [t for t in types if t not in CHANNEL_TYPES]
         if bad or not types:
             raise custom.error("EndpointTypes", f"must list ChannelTypes, got {types!r}")
+    schedule = r.get("Schedule", dict)
+    from dispatcher.campaign.schedule import CampaignSchedule
+
+    CampaignSchedule.parse(schedule, file=r.file_of(r.key("Schedule")), key=r.key("Schedule"))
     return Campaign(
         id=r.require("Id", str),
         name=r.get("Name", str),
         hook=read_hook(r.sub("Hook")),
         message_configuration=mc,
         limits=read_limits(r.sub("Limits")),
-        schedule=r.get("Schedule", dict),
+        schedule=schedule,
         treatment_name=r.get("TreatmentName", str),
         holdout_percent=r.int_in("HoldoutPercent", 0, 100) or 0,
         additional_treatments=tuple(treatments),
         custom_delivery=r.get("CustomDeliveryConfiguration", dict),
         template_configuration=r.get("TemplateConfiguration", dict),
         strict_variables=bool(r.get("strict_variables", bool)),
+        is_paused=bool(r.get("IsPaused", bool)),
     )
 
 

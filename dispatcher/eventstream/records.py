@@ -29,11 +29,12 @@ SEND_STATUS: Mapping[Status, str] = {
     Status.FILTERED: "FILTERED",
     Status.INACTIVE: "INACTIVE",
     Status.UNSUPPORTED_CHANNEL: "UNSUPPORTED_CHANNEL",
+    Status.NO_TIMEZONE: "NO_TIMEZONE",
 }
 """``Status`` -> ``campaign_send_status``. Failures of every kind are Pinpoint's FAILURE
 (``dispatcher_status`` keeps the detail)."""
 
-INVENTED_STATUSES = frozenset({"FILTERED", "INACTIVE", "UNSUPPORTED_CHANNEL"})
+INVENTED_STATUSES = frozenset({"FILTERED", "INACTIVE", "UNSUPPORTED_CHANNEL", "NO_TIMEZONE"})
 """``campaign_send_status`` values that are ours, not Pinpoint's: Pinpoint sent no event
 for these endpoints (it never targeted them)."""
 

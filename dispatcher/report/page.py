@@ -34,7 +34,8 @@ STATUS_TEXT = {
     "QUIET_TIME": "within the endpoint's quiet time",
     "DAILY_CAP": "daily cap reached",
     "TOTAL_CAP": "total cap reached",
-    "EXPIRED": "not sent within MaximumDuration",
+    "EXPIRED": "not sent within MaximumDuration or before EndTime",
+    "NO_TIMEZONE": "local-time campaign, endpoint without a valid time zone",
 }
 
 
