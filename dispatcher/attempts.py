@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -168,6 +168,23 @@ async def refuse_second_run(
             state=state,
             sent=sent,
         )
+
+
+async def lines_to_skip(
+    ledger: SqliteLedger, attempt: Attempt
+) -> tuple[Callable[[int], bool] | None, int]:
+    """The lines an attempt reads but does not dispatch, and how many of those a retry
+    passes over because their send is in doubt. A resume skips every settled line; a
+    retry every line not in its statuses, and every send in doubt (never repeated: not
+    even the hook is called for it)."""
+    if attempt.resume:
+        return (await ledger.lines_with_status(attempt.run_id)).__contains__, 0
+    if attempt.retry is None:
+        return None, 0
+    chosen = await ledger.lines_with_status(attempt.run_id, attempt.retry)
+    doubt = await ledger.in_doubt_lines(attempt.run_id)
+    skipped = sum(1 for line in doubt.lines() if line in chosen)
+    return (lambda line: line not in chosen or line in doubt), skipped
 
 
 def refuse_unscheduled(settings: Settings, moment: datetime | None, *,

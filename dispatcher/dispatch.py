@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from dispatcher.attempts import (
     dispatch_error,
     finish_timeline,
     ledger_path,
+    lines_to_skip,
     mark_interrupted,
     new_run_id,
     open_file,
@@ -59,9 +61,11 @@ from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.model import FAILURE_STATUSES, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
-from dispatcher.progress import Counters, Notice
+from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
+from dispatcher.progress import Counters, Notice, show_progress
 from dispatcher.runlock import RunLock
 from dispatcher.segments import open_source
+from dispatcher.stages import Stages
 from dispatcher.waves import send_in_waves
 
 
@@ -85,6 +89,7 @@ async def dispatch(
     now: bool = False,
     ignore_pause: bool = False,
     clock: Clock | None = None,
+    processes: int = 1,
 ) -> Summary:
     """Run one campaign send and return its summary.
 
@@ -111,8 +116,20 @@ async def dispatch(
     is ahead (``now`` skips that wait, and a local-time campaign's waits between
     waves); a recurring occurrence already sent raises ``OccurrenceSent``. A dry run
     ignores pause, EndTime and waits. ``clock`` tells the time (tests control it).
+
+    ``processes`` > 1 runs the send across that many worker processes sharing the ledger
+    (``dispatcher.processes``); it needs the ledger, and hook functions and senders from
+    the config (``handlers`` and ``senders`` cannot cross processes). A dry run uses one.
     """
     out = Path(out_dir)
+    if processes > 1 and not dry_run:
+        if ledger is False:
+            raise ConfigError("--processes needs the ledger: the processes share it",
+                              key="--processes")  # fmt: skip
+        if handlers or senders:
+            raise ConfigError("--processes runs hooks and senders from the config in each "
+                              "process; in-process handlers and senders cannot be shared",
+                              key="--processes")  # fmt: skip
     clock = clock or SystemClock()
     retry_statuses = sorted(set(retry)) if retry is not None else None
     continuing = resume or retry_statuses is not None
@@ -160,6 +177,7 @@ async def dispatch(
             handlers=handlers, senders=senders, on_start=on_start, progress=progress,
             preview=preview, call_hook=dry_run != "no-hook",
             force_changed_input=force_changed_input, stop=stop, timing=timing, clock=clock,
+            processes=1 if dry_run else processes, locks=lock.fds,
         )  # fmt: skip
 
 
@@ -266,6 +284,8 @@ async def _dispatch(
     stop: anyio.Event | None,
     timing: Timing = Timing(),
     clock: Clock | None = None,
+    processes: int = 1,
+    locks: tuple[int, ...] = (),
 ) -> Summary:
     run_id = attempt.run_id
     source_spec = segment or settings.segment_source or (prior.segment if prior else None)
@@ -277,6 +297,9 @@ async def _dispatch(
         )
     schedule = settings.schedule
     local = schedule.local_time and timing.occurrence is not None
+    if local and processes > 1:
+        raise ConfigError("a local-time campaign is sent in waves by one process; run it "
+                          "without --processes", file=settings.file, key="--processes")
     if local and source_spec == "-":
         raise ConfigError("a local-time campaign reads its segment once per wave: give a "
                           "file or an S3 location, not standard input", file=settings.file,
@@ -328,14 +351,7 @@ async def _dispatch(
                 ledger, run_id, settings.campaign.id,
                 {id(s): s for _, s in ctx.senders.values()}.values(),
             )  # fmt: skip
-        if attempt.resume:
-            skip = (await ledger.lines_with_status(run_id)).__contains__
-        elif attempt.retry is not None:
-            chosen = await ledger.lines_with_status(run_id, attempt.retry)
-            doubt = await ledger.in_doubt_lines(run_id)
-            # A send in doubt is never repeated: don't even call the hook for it.
-            skipped_in_doubt = sum(1 for line in doubt.lines() if line in chosen)
-            skip = lambda line: line not in chosen or line in doubt  # noqa: E731
+        skip, skipped_in_doubt = await lines_to_skip(ledger, attempt)
     if on_start:
         on_start(run_id)
     log = OutcomeLog(out / OUTCOMES_FILE, append=attempt.continuing)
@@ -343,6 +359,7 @@ async def _dispatch(
     counters = Counters()
     timeline = open_timeline(settings, out, run_id, counters.started, attempt.continuing,
                          attempt.dry_run)  # fmt: skip
+    stages: Stages | Partitioned
     try:
         if local:
             assert timing.occurrence is not None
@@ -352,6 +369,14 @@ async def _dispatch(
                 ctx, plan, source=source, log=log, ledger=ledger, skip=skip,
                 progress=progress, counters=counters, history=book, stop=stop,
                 timeline=timeline, clock=clock or SystemClock(),
+            )  # fmt: skip
+        elif processes > 1 and ledger is not None:
+            specs = [WorkerSpec(settings, run_id, started_at, out, ledger.path, k,
+                                attempt.resume, attempt.retry, timeline.started,
+                                timeline.ceiling) for k in range(processes)]  # fmt: skip
+            stages = await run_partitioned(
+                specs, source=source, counters=counters, timeline=timeline, stop=stop,
+                progress=partial(show_progress, counters) if progress else None, locks=locks,
             )  # fmt: skip
         else:
             stages = await execute(
@@ -419,10 +444,14 @@ def run(
     dry_run: DryRun = False,
     send_again: bool = False,
     force_changed_input: bool = False,
+    now: bool = False,
+    ignore_pause: bool = False,
+    processes: int = 1,
 ) -> Summary:
     """Synchronous ``dispatch()`` for batch jobs and scripts (same arguments)."""
     return anyio.run(lambda: dispatch(
         settings, segment=segment, out_dir=out_dir, run_id=run_id, resume=resume, retry=retry,
         ledger=ledger, handlers=handlers, senders=senders, on_start=on_start, progress=progress,
         dry_run=dry_run, send_again=send_again, force_changed_input=force_changed_input,
+        now=now, ignore_pause=ignore_pause, processes=processes,
     ))  # fmt: skip

@@ -12,6 +12,7 @@
     │   ├── LedgerBusy            another process holds the ledger or output directory
     │   └── InputChanged          resume/retry with another segment or campaign
     ├── RunInterrupted            the run stopped before it finished (a signal); resumable
+    │   └── WorkerLost            a ``--processes`` worker died (exit 1); resumable
     ├── OccurrenceSent            a recurring campaign's due occurrence was sent (exit 0)
     ├── SendError                 a provider rejected or failed a send
     ├── EventStreamError          the event-stream destination refused a write for good
@@ -154,6 +155,11 @@ class RunInterrupted(DispatchError):
         self.run_id = run_id
         self.summary = summary
         super().__init__(message)
+
+
+class WorkerLost(RunInterrupted):
+    """A worker process of a ``--processes`` run died (killed, out of memory): the others
+    were stopped, every record settled so far is recorded, ``--resume`` does the rest."""
 
 
 class OccurrenceSent(DispatchError):

@@ -30,10 +30,13 @@ def now_iso() -> str:
 class OutcomeLog:
     """Appends outcomes to ``outcomes.jsonl`` and counts them by status."""
 
-    def __init__(self, path: Path, *, append: bool = False) -> None:
+    def __init__(self, path: Path, *, append: bool = False, shared: bool = False) -> None:
         self.path = path
         try:
-            self._file = path.open("ab" if append else "wb")
+            # ``shared``: other processes append to the same file (``--processes``): each
+            # ``write`` is then one write(2) of whole lines, which O_APPEND keeps apart.
+            self._file = path.open("ab" if append or shared else "wb",
+                                   buffering=0 if shared else -1)  # fmt: skip
         except OSError as exc:
             raise storage_error(path, exc) from None
         self.counts: Counter[str] = Counter()

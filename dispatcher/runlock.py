@@ -70,6 +70,12 @@ class RunLock:
     def held(self) -> bool:
         return bool(self._fds)
 
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """The locked descriptors. A child process given them (``--processes`` workers)
+        keeps the locks held until it exits too: no second run starts while it works."""
+        return tuple(self._fds)
+
     def acquire(self, run_id: str | None = None) -> None:
         """Take every lock or raise ``LedgerBusy`` naming the live process holding one."""
         for path in self.paths:

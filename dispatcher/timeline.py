@@ -181,6 +181,11 @@ class Timeline:
 
     # -- reading --------------------------------------------------------------------------
     @property
+    def started(self) -> float:
+        """The monotonic reading second 0 counts from (shared by ``--processes`` workers)."""
+        return self._started
+
+    @property
     def duration(self) -> float:
         """Seconds the run took (so far, while it runs)."""
         if self._duration is not None:
@@ -239,6 +244,29 @@ class Timeline:
             "hook_failed": sum(self._hook_failed),
             "throttled": sum(self._throttled),
         }
+
+    def add(self, other: Timeline) -> None:
+        """Add another timeline's counts, second by second (``--processes``: each worker
+        records its own, from the same start; the run's is their sum)."""
+        for ours, theirs in ((self._sent, other._sent), (self._outcomes, other._outcomes)):
+            for key, row in theirs.items():
+                _add_row(ours.setdefault(key, []), row)
+        _add_row(self._hook_ok, other._hook_ok)
+        _add_row(self._hook_failed, other._hook_failed)
+        _add_row(self._throttled, other._throttled)
+        latency = self._latency
+        for second, histogram in enumerate(other._latency):
+            if histogram is None:
+                continue
+            if second >= len(latency):
+                latency.extend([None] * (second + 1 - len(latency)))
+            counts = latency[second]
+            if counts is None:
+                latency[second] = array("I", histogram)
+            else:
+                for bucket, n in enumerate(histogram):
+                    if n:
+                        counts[bucket] += n
 
     # -- resume ---------------------------------------------------------------------------
     @classmethod
@@ -362,6 +390,14 @@ def merge(histograms: Iterable[Sequence[int]]) -> array[int]:
             if n:
                 total[bucket] += n
     return total
+
+
+def _add_row(row: list[int], other: Sequence[int]) -> None:
+    if len(other) > len(row):
+        row.extend([0] * (len(other) - len(row)))
+    for second, n in enumerate(other):
+        if n:
+            row[second] += n
 
 
 def _grow(row: list[int], second: int) -> None:

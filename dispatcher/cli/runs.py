@@ -31,6 +31,7 @@ from dispatcher.errors import (
     OccurrenceSent,
     RunInterrupted,
     StorageError,
+    WorkerLost,
 )
 from dispatcher.model import Status, Summary
 
@@ -52,6 +53,15 @@ def _settings(config: str, args: argparse.Namespace) -> Settings:
         for note in settings.notes:
             say(f"dispatcher: {note}")
     return settings
+
+
+def _processes(text: str) -> int:
+    from dispatcher.processes import processes_arg
+
+    try:
+        return processes_arg(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _ledger_arg(args: argparse.Namespace) -> bool | Path:
@@ -76,6 +86,8 @@ def _continue_command(args: argparse.Namespace, run_id: str) -> str:
             words.append("--strict-variables")
     if getattr(args, "ignore_pause", False):
         words.append("--ignore-pause")
+    if getattr(args, "processes", 1) > 1:
+        words += ["--processes", str(args.processes)]
     if args.ledger:
         words += ["--ledger", args.ledger]
     return shlex.join(words)
@@ -110,6 +122,10 @@ def _execute(
                     "NextOccurrence": exc.next_occurrence})  # fmt: skip
         out(f"dispatcher: {exc}")
         return EXIT_OK
+    except WorkerLost as exc:
+        then = f"; {hint(exc.run_id or started[0])}" if exc.run_id or started else ""
+        out(f"dispatcher: {exc}{then}", error=True)
+        return EXIT_ENVIRONMENT
     except RunInterrupted as exc:
         if isinstance(exc.summary, Summary):
             out(tally(exc.summary, "stopped"))
@@ -164,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         segment=args.segment, run_id=args.resume, resume=bool(args.resume),
         dry_run=dry_run, send_again=args.send_again,
         force_changed_input=args.force_changed_input, now=args.now,
-        ignore_pause=args.ignore_pause,
+        ignore_pause=args.ignore_pause, processes=args.processes,
     )  # fmt: skip
 
 
@@ -212,7 +228,7 @@ def _retry(args: argparse.Namespace) -> int:
     return _execute(
         args, settings, Output(args.quiet), segment=args.segment, run_id=args.run_id,
         retry=statuses, force_changed_input=args.force_changed_input,
-        ignore_pause=args.ignore_pause,
+        ignore_pause=args.ignore_pause, processes=args.processes,
     )  # fmt: skip
 
 
@@ -307,6 +323,9 @@ def _common_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="do not write OUT/report.html at the end")
     parser.add_argument("--ignore-pause", action="store_true",
                         help="run the campaign although its IsPaused is true")
+    parser.add_argument("--processes", type=_processes, default=1, metavar="N|auto",
+                        help="send across N processes on this machine, sharing the ledger "
+                             "(auto: one per core; default 1)")
 
 
 def _campaign_json_flags(parser: argparse.ArgumentParser) -> None:

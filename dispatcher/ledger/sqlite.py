@@ -95,6 +95,14 @@ class SqliteLedger:
             )
         self._key(run.run_id)
 
+    async def join_run(self, run_id: str) -> RunInfo | None:
+        """Record outcomes for a run another process started (``--processes`` workers):
+        as the same attempt, which this connection did not begin itself."""
+        run = await self.get_run(run_id)
+        if run is not None:
+            self._attempt[run_id] = run.attempt
+        return run
+
     async def get_run(self, run_id: str) -> RunInfo | None:
         with self._guard():
             row = self._db.execute("SELECT info FROM runs WHERE run_id = ?", (run_id,)).fetchone()
