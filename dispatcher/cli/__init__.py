@@ -38,7 +38,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dispatcher.cli import fleet, report, runs, schedule
+    from dispatcher.cli import fleet, ledger, report, runs, schedule
 
     parser = Parser(prog="dispatcher", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"dispatcher {_version()}")
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.register(sub)
     report.register(sub)
     fleet.register(sub)
+    ledger.register(sub)
     try:
         from dispatcher.lambda_host.command import register
     except ImportError:  # pragma: no cover - the local host is optional while building

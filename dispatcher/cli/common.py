@@ -60,6 +60,46 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def aws_flags(parser: argparse.ArgumentParser, *, region: str) -> None:
+    """``--profile`` and ``--region``, as the AWS CLI has them."""
+    parser.add_argument("--profile", help="AWS named profile (~/.aws/config) for credentials")
+    parser.add_argument("--region", help=region)
+
+
+def use_profile(args: argparse.Namespace) -> None:
+    """``--profile NAME``: every AWS client of this process and its workers uses it (as
+    ``AWS_PROFILE`` would); an unknown profile is a usage error now, not a failed call."""
+    profile = getattr(args, "profile", None)
+    if not profile:
+        return
+    from botocore.exceptions import ProfileNotFound
+    from botocore.session import Session
+
+    try:
+        Session(profile=profile).get_scoped_config()
+    except ProfileNotFound:
+        from dispatcher.errors import ConfigError
+
+        raise ConfigError(f"profile {profile!r} is not in the AWS config or credentials files",
+                          key="--profile") from None  # fmt: skip
+    os.environ["AWS_PROFILE"] = profile
+
+
+def region_of(args: argparse.Namespace) -> str:
+    """``--region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the profile's
+    region, as the AWS CLI reads them."""
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region and getattr(args, "profile", None):
+        from botocore.session import Session
+
+        region = Session(profile=args.profile).get_config_variable("region")
+    if not region:
+        from dispatcher.errors import ConfigError
+
+        raise ConfigError("set --region or AWS_REGION", key="--region")
+    return str(region)
+
+
 def max_failures(text: str) -> tuple[int, float | None]:
     """``--max-failures N`` (records) or ``N%`` (of the run's records)."""
     value = text.strip()

@@ -19,10 +19,12 @@ from dispatcher.cli.common import (
     Interrupted,
     Output,
     Supervisor,
+    aws_flags,
     max_failures,
     print_json,
     say,
     tally,
+    use_profile,
 )
 from dispatcher.config import Settings, load_settings
 from dispatcher.errors import (
@@ -39,6 +41,7 @@ RETRYABLE = ("THROTTLED", "TEMPORARY_FAILURE", "HOOK_FAILURE")
 
 
 def _settings(config: str, args: argparse.Namespace) -> Settings:
+    use_profile(args)
     settings = load_settings(
         config,
         campaign_json=getattr(args, "campaign_json", None),
@@ -47,6 +50,8 @@ def _settings(config: str, args: argparse.Namespace) -> Settings:
     )
     if getattr(args, "segment_format", None):
         settings = replace(settings, segment_format=args.segment_format)
+    if getattr(args, "region", None):
+        settings = replace(settings, project=replace(settings.project, region=args.region))
     if getattr(args, "strict_variables", False):
         settings = replace(settings, campaign=replace(settings.campaign, strict_variables=True))
     if not getattr(args, "quiet", False):
@@ -189,7 +194,9 @@ async def _run_info(args: argparse.Namespace) -> Any:
     table = getattr(args, "ledger_table", None)
     if table:
         from dispatcher.aws import AwsClients
-        from dispatcher.cli.fleet import region_of
+        from dispatcher.cli.common import region_of
+
+        use_profile(args)
         from dispatcher.ledger.dynamodb import DynamoLedger
 
         clients = AwsClients(region_of(args))
@@ -323,6 +330,7 @@ def _common_run_flags(parser: argparse.ArgumentParser) -> None:
                         help="do not write OUT/report.html at the end")
     parser.add_argument("--ignore-pause", action="store_true",
                         help="run the campaign although its IsPaused is true")
+    aws_flags(parser, region="AWS region for the hook and channels (overrides [project] Region)")
     parser.add_argument("--processes", type=_processes, default=1, metavar="N|auto",
                         help="send across N processes on this machine, sharing the ledger "
                              "(auto: one per core; default 1)")
@@ -389,6 +397,6 @@ def register(sub: Any) -> None:
     status.add_argument("--out", default="out", help="the run's output directory")
     status.add_argument("--ledger", metavar="PATH", help="ledger file (default: OUT/ledger.sqlite)")
     status.add_argument("--ledger-table", help="DynamoDB ledger table of a fleet run")
-    status.add_argument("--region", help="AWS region of the ledger table")
+    aws_flags(status, region="AWS region of the ledger table")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=_status)
