@@ -9,6 +9,7 @@ endpoint is sent twice across them (``dispatcher.attempts`` has the rules they c
 from __future__ import annotations
 
 import io
+import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -48,7 +49,6 @@ from dispatcher.campaign.schedule import (
     WavePlan,
     parse_instant,
     sleep_until,
-    span,
     utc_iso,
 )
 from dispatcher.channels.base import Sender
@@ -62,11 +62,13 @@ from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.model import FAILURE_STATUSES, Summary
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
 from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
-from dispatcher.progress import Counters, Notice, show_progress
+from dispatcher.progress import Counters, Notice, show_progress, span
 from dispatcher.runlock import RunLock
 from dispatcher.segments import open_source
 from dispatcher.stages import Stages
 from dispatcher.waves import send_in_waves
+
+logger = logging.getLogger("dispatcher.run")
 
 
 async def dispatch(
@@ -155,6 +157,9 @@ async def dispatch(
         lock = RunLock(out, *([where] if where and not dry_run else []))
         lock.acquire(attempt.run_id)
         stack.callback(lock.release)
+        logger.info("run %s: %s, output %s, ledger %s", attempt.run_id,
+                 "resume" if resume else "retry" if retry_statuses else "new run", out,
+                 where or "none")  # fmt: skip
         book = None
         if where is not None and (not dry_run or where.exists()):
             book = SqliteLedger(where)  # a dry run only reads the send history
@@ -214,6 +219,7 @@ async def _occurrence(
     if due is not None or first is None or now:
         return due or first
     opens = schedule.opens(first)
+    logger.info("campaign %s starts at %s: waiting", campaign.id, utc_iso(opens))
     notice = Notice() if show else None
 
     def countdown(left: float) -> None:
@@ -352,11 +358,16 @@ async def _dispatch(
                 {id(s): s for _, s in ctx.senders.values()}.values(),
             )  # fmt: skip
         skip, skipped_in_doubt = await lines_to_skip(ledger, attempt)
+    hook = settings.hook if ctx.transport is not None else None
+    logger.info("segment %s; hook %s; senders %s%s", source.name,
+             f"{hook.function} ({hook.mode})" if hook else "none",
+             ", ".join(f"{ch}: {name}" for ch, (name, _) in sorted(ctx.senders.items())),
+             f"; occurrence {timing.key}" if timing.key else "")  # fmt: skip
     if on_start:
         on_start(run_id)
     log = OutcomeLog(out / OUTCOMES_FILE, append=attempt.continuing)
     stack.callback(log.close)
-    counters = Counters()
+    counters = Counters(position=getattr(source, "progress", None))
     timeline = open_timeline(settings, out, run_id, counters.started, attempt.continuing,
                          attempt.dry_run)  # fmt: skip
     stages: Stages | Partitioned
@@ -392,6 +403,7 @@ async def _dispatch(
             raise error from exc
         raise
     finish_timeline(timeline, out)
+    logger.info("dispatched: %s records read in %.1f s", f"{counters.read:,}", counters.elapsed)
     summary = Summary(
         run_id=run_id,
         hook_invocations=counters.hook_invocations + int(carried(prior, "hook_invocations")),
@@ -425,6 +437,8 @@ async def _dispatch(
         await ledger.finish_run(run_id, finished_at=summary.finished_at, summary=summary.to_json())
     if not attempt.dry_run:
         write_summary(out, summary)
+    logger.info("run %s finished: %s", run_id, ", ".join(
+        f"{status} {n:,}" for status, n in sorted(summary.by_status.items())) or "no records")
     return summary
 
 

@@ -22,6 +22,7 @@ resume settles what it left, and never sends twice.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import pickle
@@ -48,6 +49,8 @@ from dispatcher.segments import SegmentSource
 from dispatcher.timeline import Timeline
 
 __all__ = ["Partitioned", "WorkerSpec", "partition_of", "processes_arg", "run_partitioned"]
+
+logger = logging.getLogger("dispatcher.run")
 
 BATCH = 256
 """Records per message to a worker: large enough that pipe and thread hops are cheap."""
@@ -127,6 +130,8 @@ async def run_partitioned(
     stays locked until its workers have finished what they hold."""
     result = Partitioned()
     workers = [_Worker.start(spec, locks) for spec in specs]
+    logger.info("started %d worker processes: %s", len(workers),
+             ", ".join(str(w.process.pid) for w in workers))  # fmt: skip
     lost = anyio.Event()
     try:
         async with anyio.create_task_group() as tg:

@@ -14,21 +14,24 @@ use, ~40): memory stays flat where holding the endpoints for a day would not.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import partial
 
 import anyio
 
-from dispatcher.campaign.schedule import Clock, WavePlan, sleep_until, span, utc_iso
+from dispatcher.campaign.schedule import Clock, WavePlan, sleep_until, utc_iso
 from dispatcher.context import RunContext, execute
 from dispatcher.ledger import Ledger
 from dispatcher.outcomes import OutcomeLog
-from dispatcher.progress import Counters, Notice
+from dispatcher.progress import Counters, Notice, span
 from dispatcher.segments import SegmentSource
 from dispatcher.stages import Stages
 from dispatcher.timeline import Timeline
 
 __all__ = ["send_in_waves"]
+
+logger = logging.getLogger("dispatcher.run")
 
 
 async def send_in_waves(
@@ -61,6 +64,8 @@ async def send_in_waves(
         notice.show(f"dispatcher: local time: {total:,} endpoints in {len(waves)} wave(s), "
                     f"{utc_iso(waves[0][1].due)} to {utc_iso(waves[-1][1].due)}")  # fmt: skip
         notice.done()
+    logger.info("local time: %d wave(s) planned: %s", len(waves),
+             "; ".join(f"{utc_iso(w.due)} {w.count:,}" for _, w in waves))  # fmt: skip
     for number, (index, wave) in enumerate(waves, 1):
         if not planned.complete or planned.stopping():
             planned.complete = False
@@ -81,6 +86,8 @@ async def send_in_waves(
             if not waited:
                 planned.complete = False
                 break
+        logger.info("wave %d/%d (%s): %s endpoints%s", number, len(waves), utc_iso(wave.due),
+                 f"{wave.count:,}", ", past EndTime: EXPIRED" if ended else "")  # fmt: skip
         sent = await run_pass(skip=plan.skip_for(index), ended=ended)
         counters.read = read  # the segment was read again, not further
         planned.ignored_hook_ids += sent.ignored_hook_ids

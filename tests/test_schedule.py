@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dispatcher.campaign.schedule import CampaignSchedule, WavePlan, parse_offset, span
+from dispatcher.campaign.schedule import CampaignSchedule, WavePlan, parse_offset
 from dispatcher.errors import ConfigError
 from dispatcher.model import Record
+from dispatcher.progress import span
 
 
 def at(text: str) -> datetime:

@@ -305,19 +305,6 @@ async def sleep_until(
         await clock.sleep(min(left, step))
 
 
-def span(seconds: float) -> str:
-    """``1d 02h 03m 04s`` / ``3h 12m 05s`` / ``4m 09s`` / ``12s``."""
-    total = int(seconds + 0.999)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h {minutes:02d}m {secs:02d}s"
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
-
-
 @dataclass(slots=True)
 class Wave:
     """One send time of a local-time occurrence and who is in it."""

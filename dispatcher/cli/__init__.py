@@ -26,6 +26,7 @@ from dispatcher.cli.common import (
     Interrupted,
     Parser,
     say,
+    setup_logging,
 )
 from dispatcher.errors import ConfigError, DispatchError, RunRefused, StorageError
 
@@ -73,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code (never raises for a user or environment error)."""
     parser = build_parser()
     args = parser.parse_args(_split_dry_run(list(sys.argv[1:] if argv is None else argv)))
+    if getattr(args, "log_level", None):
+        setup_logging(args.log_level)
     try:
         return int(args.func(args))
     except Interrupted as stop:

@@ -60,6 +60,26 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_level_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=None,
+                        help="log on stderr from this level (default warning; info: the "
+                             "run's phases; debug: also each distinct hook failure's "
+                             "traceback, once)")  # fmt: skip
+
+
+def setup_logging(level: str | None) -> None:
+    """Log records of the dispatcher's loggers on stderr, timestamped, from ``level``."""
+    import logging
+
+    logging.basicConfig(
+        level=getattr(logging, (level or "warning").upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )  # fmt: skip
+
+
 def aws_flags(parser: argparse.ArgumentParser, *, region: str) -> None:
     """``--profile`` and ``--region``, as the AWS CLI has them."""
     parser.add_argument("--profile", help="AWS named profile (~/.aws/config) for credentials")

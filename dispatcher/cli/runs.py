@@ -20,6 +20,7 @@ from dispatcher.cli.common import (
     Output,
     Supervisor,
     aws_flags,
+    log_level_flag,
     max_failures,
     print_json,
     say,
@@ -331,6 +332,7 @@ def _common_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-pause", action="store_true",
                         help="run the campaign although its IsPaused is true")
     aws_flags(parser, region="AWS region for the hook and channels (overrides [project] Region)")
+    log_level_flag(parser)
     parser.add_argument("--processes", type=_processes, default=1, metavar="N|auto",
                         help="send across N processes on this machine, sharing the ledger "
                              "(auto: one per core; default 1)")

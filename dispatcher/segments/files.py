@@ -43,6 +43,13 @@ class FileSource:
         self.batch_size = check_batch_size(batch_size)
         self.max_record_bytes = check_max_record_bytes(max_record_bytes)
         self.block_size = block_size
+        self._raw: FileReader | None = None
+
+    def progress(self) -> tuple[int, int] | None:
+        """(bytes read, file size) while a regular file is read (a gzip file: its
+        compressed bytes), for the percent and ETA of the progress line."""
+        raw = self._raw
+        return (raw.offset, raw.size) if raw is not None and raw.size else None
 
     def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
         return self._batches(start_line)
@@ -52,6 +59,7 @@ class FileSource:
             raw = FileReader.stdin(block_size=self.block_size)
         else:
             raw = await FileReader.open(self.path, block_size=self.block_size)
+        self._raw = raw
         try:
             stream, _, _ = await text_stream(raw, self.name, block_size=self.block_size)
             builder = record_builder(self.format, self.name, 1, start_line=start_line,

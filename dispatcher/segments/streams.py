@@ -57,6 +57,9 @@ class FileReader:
             self._poll.register(fd, select.POLLIN)
         if stat.S_ISFIFO(mode):
             _widen_pipe(fd, block_size)
+        self.size = os.fstat(fd).st_size if stat.S_ISREG(mode) else None
+        """The file's size (None for a pipe): with ``offset``, how far reading got."""
+        self.offset = 0
         self._lock = threading.Lock()
         self._reading = False
         self._closing = False
@@ -91,7 +94,9 @@ class FileReader:
     async def read(self) -> bytes:
         if self._closing:
             return b""
-        return await anyio.to_thread.run_sync(self._read_block, abandon_on_cancel=True)
+        block = await anyio.to_thread.run_sync(self._read_block, abandon_on_cancel=True)
+        self.offset += len(block)
+        return block
 
     def _read_block(self) -> bytes:
         """On the worker thread: the next block, ``b""`` at the end or once closed."""
