@@ -13,8 +13,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -47,9 +46,6 @@ from dispatcher.campaign.schedule import (
     Clock,
     SystemClock,
     WavePlan,
-    parse_instant,
-    sleep_until,
-    utc_iso,
 )
 from dispatcher.channels.base import Sender
 from dispatcher.channels.preview import PREVIEW_FILE, PreviewSender
@@ -60,9 +56,10 @@ from dispatcher.fingerprint import campaign_document, segment_fingerprint
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.model import FAILURE_STATUSES, Summary
+from dispatcher.occurrences import UNSCHEDULED, Timing, occurrence_to_send
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
 from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
-from dispatcher.progress import Counters, Notice, show_progress, span
+from dispatcher.progress import Counters, show_progress
 from dispatcher.runlock import RunLock
 from dispatcher.segments import open_source
 from dispatcher.stages import Stages
@@ -148,7 +145,7 @@ async def dispatch(
                            ignore_pause=ignore_pause)  # fmt: skip
     occurrence = None
     if not continuing:
-        occurrence = await _occurrence(settings, clock, now=now or bool(dry_run), stop=stop,
+        occurrence = await occurrence_to_send(settings, clock, now=now or bool(dry_run), stop=stop,
                                        show=progress)  # fmt: skip
     prepare_out_dir(out, settings.file)
     where = ledger_path(settings, out, ledger) if ledger is not False else None
@@ -184,58 +181,6 @@ async def dispatch(
             force_changed_input=force_changed_input, stop=stop, timing=timing, clock=clock,
             processes=1 if dry_run else processes, locks=lock.fds,
         )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """Which occurrence of the schedule a run sends, and whether it waits for nothing."""
-
-    occurrence: datetime | None = None
-    now: bool = False
-
-    @property
-    def key(self) -> str | None:
-        """The occurrence as the ledger records it (``Occurrence``, ISO 8601 UTC)."""
-        return utc_iso(self.occurrence) if self.occurrence is not None else None
-
-    def extra(self) -> dict[str, Any]:
-        return {"Occurrence": self.key, "Now": self.now} if self.key else {}
-
-    @classmethod
-    def of(cls, extra: Mapping[str, Any], now: bool) -> Timing:
-        """What a run recorded: resume and retry continue the same occurrence."""
-        key = extra.get("Occurrence")
-        return cls(parse_instant(key) if key else None, bool(extra.get("Now")) or now)
-
-
-async def _occurrence(
-    settings: Settings, clock: Clock, *, now: bool, stop: anyio.Event | None, show: bool
-) -> datetime | None:
-    """The occurrence a new run sends: the latest due, else (StartTime ahead) the first,
-    after waiting for it unless ``now``. None for an IMMEDIATE one-time campaign."""
-    schedule, campaign = settings.schedule, settings.campaign
-    due = schedule.due(clock.now())
-    first = schedule.first()
-    if due is not None or first is None or now:
-        return due or first
-    opens = schedule.opens(first)
-    logger.info("campaign %s starts at %s: waiting", campaign.id, utc_iso(opens))
-    notice = Notice() if show else None
-
-    def countdown(left: float) -> None:
-        if notice is not None:
-            notice.show(f"dispatcher: campaign {campaign.id} starts at {utc_iso(opens)}, in "
-                        f"{span(left)} (Ctrl-C cancels; --now sends at once)")  # fmt: skip
-
-    try:
-        started = await sleep_until(opens, clock, stop=stop, show=countdown)
-    finally:
-        if notice is not None:
-            notice.done()
-    if not started:
-        raise RunInterrupted("stopped while waiting for the campaign's StartTime: nothing "
-                             "was sent", run_id="")  # fmt: skip
-    return first
 
 
 async def preview(
@@ -288,7 +233,7 @@ async def _dispatch(
     call_hook: bool,
     force_changed_input: bool,
     stop: anyio.Event | None,
-    timing: Timing = Timing(),
+    timing: Timing = UNSCHEDULED,
     clock: Clock | None = None,
     processes: int = 1,
     locks: tuple[int, ...] = (),

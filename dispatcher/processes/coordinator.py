@@ -1,24 +1,4 @@
-"""``--processes N``: one campaign run across N processes on one machine.
-
-    coordinator (the dispatch() process)                 worker k of N (spawned)
-      reads the segment once ─ record r goes to ──▶ records pipe k ──▶ execute(): the
-      hash(ChannelType + Address) mod N                               whole pipeline
-      counts, summary, timeline ◀──────────────── status pipe k ◀──── ready, progress, done
-
-Partitioning by address sends every twin of an address to the same worker, in segment
-order, so each worker's duplicate check is the whole segment's. Records keep their true
-line numbers. All processes share the run's SQLite ledger (WAL: claims, outcomes and
-history from every worker, so at-most-once, resume, retry, status and caps are what one
-process gives) and ``outcomes.jsonl`` (each worker appends whole lines with one write).
-The send rate is one run-wide ceiling shared through leases in a file beside the ledger.
-
-The coordinator alone reads (a pipe or S3 is read once) and alone decides how the run
-ends: it stops feeding on a signal or when a worker dies, tells every worker the segment
-ended, and waits for them. Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole
-process group; the coordinator's first stop is the graceful one) and stop on SIGTERM.
-A worker killed outright loses nothing: its claims are durable before its sends, so a
-resume settles what it left, and never sends twice.
-"""
+"""The coordinator's side: start the workers, feed them the segment, gather their ends."""
 
 from __future__ import annotations
 
@@ -31,7 +11,6 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -41,21 +20,17 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from dispatcher.config import Settings
-from dispatcher.errors import ConfigError, DispatchError, WorkerLost
+from dispatcher.errors import ConfigError, WorkerLost
 from dispatcher.model import Record
+from dispatcher.processes.protocol import END, RECORDS, WorkerSpec, error_from
 from dispatcher.progress import Counters
 from dispatcher.segments import SegmentSource
 from dispatcher.timeline import Timeline
-
-__all__ = ["Partitioned", "WorkerSpec", "partition_of", "processes_arg", "run_partitioned"]
 
 logger = logging.getLogger("dispatcher.run")
 
 BATCH = 256
 """Records per message to a worker: large enough that pipe and thread hops are cheap."""
-
-_RECORDS, _END = b"R", b"E"
 
 
 def processes_arg(text: str) -> int:
@@ -83,23 +58,6 @@ def partition_of(record: Record, n: int) -> int:
             key = f"{channel}\x1f{address.strip()}".encode("utf-8", "surrogatepass")
             return zlib.crc32(key) % n
     return record.line % n  # invalid: any worker settles it
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """What a worker needs to join the run (pickled to the spawned process)."""
-
-    settings: Settings
-    run_id: str
-    started_at: str
-    out: Path
-    ledger: Path
-    index: int
-    resume: bool
-    retry: list[str] | None
-    timeline_start: float
-    ceiling: float | None
-    call_hook: bool = True
 
 
 @dataclass(slots=True)
@@ -174,12 +132,12 @@ async def _feed(workers: list[_Worker], source: SegmentSource, counters: Counter
             part.append([record.line, record.endpoint_id, record.definition, record.error])
         for k, part in enumerate(parts):
             if len(part) >= BATCH:
-                if not await workers[k].send(_RECORDS + orjson.dumps(part)):
+                if not await workers[k].send(RECORDS + orjson.dumps(part)):
                     lost.set()
                     return False
                 parts[k] = []
     for k, part in enumerate(parts):
-        if part and not await workers[k].send(_RECORDS + orjson.dumps(part)):
+        if part and not await workers[k].send(RECORDS + orjson.dumps(part)):
             lost.set()
             return False
     return True
@@ -218,7 +176,7 @@ class _Worker:
         fds = (records_out.fileno(), status_out.fileno())
         env = dict(os.environ)
         # The worker imports this very package, wherever the coordinator found it.
-        root = str(Path(__file__).resolve().parent.parent)
+        root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         process = subprocess.Popen(
             [sys.executable, "-m", "dispatcher.processes", *map(str, fds)],
@@ -237,7 +195,7 @@ class _Worker:
         return True
 
     async def end(self) -> None:
-        await self.send(_END)
+        await self.send(END)
         self.records.close()
 
     async def _receive(self) -> dict[str, Any] | None:
@@ -256,7 +214,7 @@ class _Worker:
             raise WorkerLost(f"worker {self.index} exited while starting "
                              f"({_exit_text(self.process.poll())})", run_id="")  # fmt: skip
         if "error" in message:
-            raise _error_from(message["error"])
+            raise error_from(message["error"])
 
     async def listen(self, result: Partitioned, counters: Counters,
                      timeline: Timeline | None, lost: anyio.Event) -> None:  # fmt: skip
@@ -281,7 +239,7 @@ class _Worker:
                     return
                 elif "error" in message:
                     lost.set()
-                    raise _error_from(message["error"])
+                    raise error_from(message["error"])
         finally:
             self.finished.set()
 
@@ -314,139 +272,3 @@ async def _reap(workers: list[_Worker]) -> None:
             except subprocess.TimeoutExpired:
                 continue
         w.status.close()
-
-
-def _error_from(data: dict[str, Any]) -> DispatchError:
-    """A worker's exception, rebuilt in the coordinator (same class where it is ours)."""
-    import dispatcher.errors as errors
-
-    kind = getattr(errors, str(data.get("type")), None)
-    message = str(data.get("message"))
-    if kind is ConfigError or (isinstance(kind, type) and issubclass(kind, ConfigError)):
-        return ConfigError(message, file=data.get("file"), key=data.get("key"))
-    if kind is errors.StorageError or kind is errors.LedgerError:
-        return kind(message, path=data.get("path") or "")
-    return DispatchError(message)
-
-
-# -- the worker side -------------------------------------------------------------------
-
-
-def worker_main(records_fd: int, status_fd: int) -> None:
-    """A worker process: run the pipeline over the records the coordinator sends."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    records = Connection(records_fd, writable=False)
-    status = Connection(status_fd, readable=False)
-    spec: WorkerSpec = pickle.loads(records.recv_bytes())
-    try:
-        anyio.run(_work, spec, records, status)
-    except BaseException as exc:  # reported, then the process ends: nothing to clean up
-        error = exc if isinstance(exc, DispatchError) else _dispatch_error_in(exc)
-        if error is not None:
-            _report(status, {"error": _error_json(error)})
-        else:
-            _report(status, {"error": {"type": type(exc).__name__,
-                                       "message": f"{type(exc).__name__}: {exc}"}})  # fmt: skip
-        raise SystemExit(1) from None
-
-
-def _dispatch_error_in(exc: BaseException) -> DispatchError | None:
-    from dispatcher.attempts import dispatch_error
-
-    return dispatch_error(exc)
-
-
-def _error_json(error: DispatchError) -> dict[str, Any]:
-    return {"type": type(error).__name__, "message": getattr(error, "message", str(error)),
-            "file": getattr(error, "file", None), "key": getattr(error, "key", None),
-            "path": getattr(error, "path", None)}  # fmt: skip
-
-
-def _report(status: Connection, message: dict[str, Any]) -> None:
-    try:
-        status.send_bytes(orjson.dumps(message))
-    except OSError:
-        pass  # the coordinator is gone: nobody to tell
-
-
-class PipeSource:
-    """The records the coordinator sends, as a ``SegmentSource``."""
-
-    def __init__(self, records: Connection, name: str) -> None:
-        self.records = records
-        self.name = name
-        self.ended = False
-        """True when the coordinator said the segment ended (not merely a closed pipe)."""
-
-    async def batches(self, *, start_line: int = 1) -> Any:
-        while True:
-            try:
-                data = await anyio.to_thread.run_sync(self.records.recv_bytes,
-                                                      abandon_on_cancel=True)  # fmt: skip
-            except (EOFError, OSError):
-                return  # the coordinator died: stop; a resume does the rest
-            if data == _END:
-                self.ended = True
-                return
-            yield [Record(line, eid, definition, error)
-                   for line, eid, definition, error in orjson.loads(data[1:])]  # fmt: skip
-
-
-async def _work(spec: WorkerSpec, records: Connection, status: Connection) -> None:
-    from dispatcher.attempts import Attempt, lines_to_skip
-    from dispatcher.context import execute, open_context
-    from dispatcher.ledger import SqliteLedger
-    from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog
-    from dispatcher.progress import Counters
-
-    stop = anyio.Event()
-    async with AsyncExitStack() as stack:
-        ledger = SqliteLedger(spec.ledger)
-        stack.push_async_callback(ledger.aclose)
-        await ledger.join_run(spec.run_id)
-        ctx = await open_context(spec.settings, stack, run_id=spec.run_id,
-                                 started_at=spec.started_at, out=spec.out,
-                                 call_hook=spec.call_hook)  # fmt: skip
-        attempt = Attempt(spec.run_id, spec.resume or spec.retry is not None, spec.resume,
-                          spec.retry, False)  # fmt: skip
-        skip, _ = await lines_to_skip(ledger, attempt)
-        log = OutcomeLog(spec.out / OUTCOMES_FILE, shared=True)
-        stack.callback(log.close)
-        counters = Counters()
-        timeline = Timeline(spec.timeline_start, ceiling=spec.ceiling, run_id=spec.run_id)
-        source = PipeSource(records, name=f"worker {spec.index}")
-        _report(status, {"ready": True})
-
-        def snapshot() -> dict[str, int]:
-            return {"hooked": counters.hooked, "sent": counters.sent, "failed": counters.failed,
-                    "hook_invocations": counters.hook_invocations}  # fmt: skip
-
-        async def report_progress() -> None:
-            while True:
-                await anyio.sleep(0.5)
-                _report(status, {"progress": snapshot()})
-
-        async def stop_on_sigterm() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM) as signals:
-                async for _ in signals:
-                    stop.set()
-                    return
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(report_progress)
-            tg.start_soon(stop_on_sigterm)
-            stages = await execute(ctx, source=source, log=log, ledger=ledger, skip=skip,
-                                   counters=counters, stop=stop, timeline=timeline)  # fmt: skip
-            tg.cancel_scope.cancel()
-        timeline.finish()
-        _report(status, {"done": {
-            "progress": snapshot(),
-            "hook_invocations": counters.hook_invocations,
-            "ignored_hook_ids": stages.ignored_hook_ids,
-            "complete": stages.complete and source.ended,
-            "timeline": timeline.to_json(),
-        }})  # fmt: skip
-
-
-if __name__ == "__main__":
-    worker_main(int(sys.argv[1]), int(sys.argv[2]))
