@@ -61,8 +61,10 @@ async def send_in_waves(
     notice = Notice() if progress else None
     if notice is not None and waves:
         total = sum(w.count for _, w in waves)
-        notice.show(f"dispatcher: local time: {total:,} endpoints in {len(waves)} wave(s), "
-                    f"{utc_iso(waves[0][1].due)} to {utc_iso(waves[-1][1].due)}")  # fmt: skip
+        first, last = utc_iso(waves[0][1].due), utc_iso(waves[-1][1].due)
+        when = f"in {len(waves)} waves, {first} to {last}" if len(waves) > 1 else (
+            "now" if plan.immediate else f"in one wave at {first}")  # fmt: skip
+        notice.show(f"dispatcher: local time: {total:,} endpoints {when}")
         notice.done()
     logger.info("local time: %d wave(s) planned: %s", len(waves),
              "; ".join(f"{utc_iso(w.due)} {w.count:,}" for _, w in waves))  # fmt: skip
