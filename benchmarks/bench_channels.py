@@ -4,9 +4,13 @@
 
 For each sender (SES v2, SMS v2, Pinpoint push) against its local wire-compatible server
 running in a *separate process* (``tests.servers``; never moto, which measures itself):
-sends/s and client CPU per send (``time.process_time()`` of this process only). Then the
-RateLimiter on the real clock: achieved vs configured rate, the busiest one-second
-window, and its CPU per grant; and its cost per grant at 20,000/s on a virtual clock.
+sends/s and client CPU per send (``time.process_time()`` of this process only).
+
+Then the send-rate ceiling *as the provider sees it*: each sender paced under a ceiling
+(``Pacing``, a permit per request), the server stamping every call's arrival; printed
+are the busiest one-second window of arrivals at the server beside the ceiling (it must
+never exceed it) and the sustained rate at the server (first to last arrival). Last, the
+limiter's own CPU per grant, on the real clock and at 20,000/s on a virtual one.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import argparse
 import os
 import sys
 import time
-from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from dispatcher.aws import AwsClients  # noqa: E402
 from dispatcher.channels import push, ses, sms  # noqa: E402
-from dispatcher.channels.base import Message, Sender, SenderContext  # noqa: E402
-from dispatcher.channels.ratelimit import RateLimiter  # noqa: E402
+from dispatcher.channels.base import Message, PacedSender, SenderContext  # noqa: E402
 from dispatcher.model import Status  # noqa: E402
+from dispatcher.ratelimit import Pacing, RateLimiter  # noqa: E402
+from tests.channels.wire import busiest, sustained  # noqa: E402
 from tests.servers import ServerProcess  # noqa: E402
 
 REGION = "us-east-1"
@@ -56,14 +60,10 @@ def messages(
 
 
 async def drive(
-    sender: Sender,
-    batch: list[Message],
-    workers: int,
-    limiter: RateLimiter | None = None,
-    starts: list[float] | None = None,
+    sender: PacedSender, batch: list[Message], workers: int
 ) -> tuple[float, float, int]:
-    """Send all messages in ``max_batch`` slices with ``workers`` concurrent ``send`` calls,
-    each slice first taking ``len(slice)`` starts from ``limiter`` when there is one."""
+    """Send all messages in ``max_batch`` slices with ``workers`` concurrent ``send`` calls
+    (the send stage's shape)."""
     size = sender.max_batch
     slices = [batch[i : i + size] for i in range(0, len(batch), size)]
     ok = 0
@@ -73,10 +73,6 @@ async def drive(
         nonlocal ok
         async with receive_stream.clone() as inbox:
             async for chunk in inbox:
-                if limiter is not None:
-                    await limiter.acquire(len(chunk))
-                    if starts is not None:
-                        starts.extend([time.monotonic()] * len(chunk))
                 results = await sender.send(chunk)
                 ok += sum(r.status is Status.SUCCESS for r in results)
 
@@ -92,10 +88,9 @@ async def drive(
 
 
 async def bench_sender(
-    name: str, factory, options, msgs, workers: int, rate: float | None = None
-) -> None:
-    limiter = None if rate is None else RateLimiter(rate)
-    starts: list[float] = []
+    name: str, factory: Any, options: dict[str, Any], msgs: list[Message], workers: int,
+    rate: float | None = None,
+) -> None:  # fmt: skip
     with ServerProcess(name) as server:
         clients = AwsClients(REGION, max_pool_connections=POOL)
         try:
@@ -103,19 +98,22 @@ async def bench_sender(
                                 concurrency=workers)  # fmt: skip
             sender = factory(name.upper(), {"endpoint_url": server.url, **options}, ctx)
             await drive(sender, msgs[: sender.max_batch * 2], 2)  # warm up: client, pool
-            wall, cpu, ok = await drive(sender, msgs, workers, limiter, starts)
+            if rate is not None:
+                sender.pace(Pacing(RateLimiter(rate)))
+            server.reset()
+            wall, cpu, ok = await drive(sender, msgs, workers)
+            arrivals = server.arrivals()
         finally:
             await clients.aclose()
     n = len(msgs)
-    if limiter is not None and rate is not None:
-        # Starts per second over the whole seconds of the run (n / wall would credit the
-        # first second's full allowance to a run that ends just after a window opens).
-        whole = max(1, int(starts[-1] - starts[0]))
-        achieved = sum(1 for t in starts if t < starts[0] + whole) / whole
+    if rate is not None:
+        most = busiest(arrivals)
+        at_wire = sustained(arrivals)
         print(
-            f"{name:5} {n:7d} msgs  {ok:7d} ok  configured {rate:6.0f}/s  achieved "
-            f"{achieved:8.1f}/s ({achieved / rate:6.1%})  busiest 1-s window "
-            f"{max_in_window(starts)}  (RateLimiter in front of the sender, {whole} s)"
+            f"{name:5} {n:7d} msgs  {ok:7d} ok  ceiling {rate:6.0f}/s  busiest 1-s window at "
+            f"the server {most:6d} ({most / rate:6.1%} of the ceiling)  sustained at the "
+            f"server {at_wire:8.1f}/s ({at_wire / rate:6.1%})  ({workers} workers, "
+            f"batch {sender.max_batch})"
         )
         return
     print(
@@ -125,8 +123,7 @@ async def bench_sender(
 
 
 def max_in_window(times: list[float]) -> int:
-    times.sort()
-    return max((bisect_left(times, t + 1.0) - i for i, t in enumerate(times)), default=0)
+    return busiest([(t, 1) for t in times])
 
 
 async def bench_limiter(rate: float, seconds: float, tasks: int) -> None:
@@ -138,8 +135,8 @@ async def bench_limiter(rate: float, seconds: float, tasks: int) -> None:
 
     async def taker() -> None:
         while clock() < end:
-            await limiter.acquire()
-            stamps.append(clock())
+            with await limiter.acquire():
+                stamps.append(clock())
 
     cpu = time.process_time()
     async with anyio.create_task_group() as tg:
@@ -164,7 +161,7 @@ async def bench_limiter_virtual(rate: float, grants: int) -> None:
     limiter = RateLimiter(rate, clock=lambda: now[0], sleep=sleep)
     cpu = time.process_time()
     for _ in range(grants):
-        await limiter.acquire()
+        (await limiter.acquire()).done()
     cpu = time.process_time() - cpu
     print(
         f"limiter  configured {rate:7.0f}/s  virtual clock: {grants} grants in {now[0]:.2f} s "
@@ -188,7 +185,14 @@ async def main(quick: bool) -> None:
         {"Action": "URL", "Url": "https://example.com/offer", "JsonBody": '{"k": "v"}'},
     )  # fmt: skip
     await bench_sender("push", push.create, {}, tokens, 4)
-    await bench_sender("push", push.create, {}, tokens[: 4000 * scale], 4, rate=2_000)
+    # The ceiling at the wire: a few seconds at each rate (5/s: 15 s in the full run).
+    seconds = 3 if quick else 10
+    for rate in (5, 250):
+        await bench_sender("sms", sms.create, {"max_batch": 10}, texts[: rate * seconds], 16,
+                           rate=rate)  # fmt: skip
+    await bench_sender("ses", ses.create, {"max_batch": 10, "account_quota": False},
+                       emails[: 250 * seconds], 16, rate=250)  # fmt: skip
+    await bench_sender("push", push.create, {}, (tokens * 2)[: 2_000 * seconds], 4, rate=2_000)
     await bench_limiter(2_000, 2.0 if quick else 5.0, 16)
     await bench_limiter_virtual(20_000, 50_000 if quick else 200_000)
 

@@ -10,7 +10,7 @@ import gc
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,8 +21,13 @@ from dispatcher.aws import AwsClients
 from dispatcher.campaign import Expiry, QuietTime, Treatments, cap_check
 from dispatcher.campaign.schedule import Clock, SystemClock
 from dispatcher.channels import create_sender
-from dispatcher.channels.base import Sender, SenderContext
-from dispatcher.channels.ratelimit import Limiter, NoLimit, RateLimiter
+from dispatcher.channels.base import (
+    PacedSender,
+    RatedSender,
+    Sender,
+    SenderContext,
+    open_senders,
+)
 from dispatcher.chunking import Chunker
 from dispatcher.config import Settings
 from dispatcher.eligibility import AddressClaims, Admission, Eligibility, WavePlanner
@@ -37,6 +42,16 @@ from dispatcher.model import OVERRIDE_CHANNELS
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.pipeline import run_stages
 from dispatcher.progress import Counters, show_progress
+from dispatcher.ratelimit import (
+    CAMPAIGN,
+    CeilingFactory,
+    Limiter,
+    NoLimit,
+    Pacing,
+    RateLimiter,
+    all_of,
+    local_ceilings,
+)
 from dispatcher.render import Composer, EmptyVariables
 from dispatcher.secrets import resolve_secrets
 from dispatcher.segments import SegmentSource
@@ -162,30 +177,36 @@ def _routes(
     by_channel: Mapping[str, tuple[str, Sender]],
     *,
     paced: bool = True,
+    ceilings: CeilingFactory = local_ceilings,
 ) -> dict[tuple[str, str], Route]:
     """A route per (treatment, channel), with its sender's rate limiter.
 
-    ``MessagesPerSecond`` is one ceiling for the whole run; a sender's own
-    ``max_per_second`` (a provider quota) chains under it. A dry run is not paced.
+    ``MessagesPerSecond`` is one ceiling for the whole campaign, every treatment and
+    channel; a sender's own ``max_per_second`` (a provider quota) composes under it, with
+    the sender's own throttling feedback. ``ceilings`` makes each ceiling (one process's,
+    or ``SharedCeilings`` across processes and fleet workers). A ``PacedSender`` takes a
+    permit per provider request itself (its route holds ``NoLimit``); any other sender
+    is held under its limiter for each whole ``send`` call. A dry run is not paced.
     """
     if not paced:
         return {key: Route(composer, by_channel[key[1]][1], NoLimit(), by_channel[key[1]][0])
                 for key, composer in composers.items()}  # fmt: skip
     mps = settings.messages_per_second
-    run_limiter = RateLimiter(mps) if mps else None
+    campaign = ceilings(CAMPAIGN, mps) if mps else NoLimit()
     limiters: dict[int, tuple[Limiter, int]] = {}
     routes = {}
     for key, composer in composers.items():
         name, sender = by_channel[key[1]]
         if id(sender) not in limiters:
-            own = getattr(sender, "max_per_second", None)
+            own = sender.max_per_second if isinstance(sender, RatedSender) else None
             rates = [r for r in (mps, own) if r]
-            limiter: Limiter
-            if run_limiter is not None:
-                limiter = run_limiter.channel(own)
-            elif own:
-                limiter = RateLimiter(own)
-            else:
+            # A sender's own limiter carries its own throttling feedback: a (shared) ceiling
+            # when it has a quota of its own, else a pacer in front of the campaign's.
+            mine: Limiter = ceilings(f"sender/{name}/{key[1]}", min(rates)) if own else (
+                RateLimiter(mps, hard=False) if mps else NoLimit())  # fmt: skip
+            limiter = all_of(mine, campaign)
+            if isinstance(sender, PacedSender):
+                sender.pace(Pacing(limiter, ceilings))
                 limiter = NoLimit()
             limiters[id(sender)] = (limiter, int(min(rates)) if rates else 1 << 30)
         limiter, max_grant = limiters[id(sender)]
@@ -223,6 +244,10 @@ class RunContext:
     treatments: Treatments
     event_stream: EventStream | None = None
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+    """What opening the senders found worth telling (e.g. an SES account quota)."""
+    ceilings: CeilingFactory = local_ceilings
+    """Makes each send-rate ceiling: this process's, or shared with other processes."""
 
 
 async def open_context(
@@ -284,6 +309,8 @@ async def open_context(
     )
     by_channel = await _senders(settings, ctx, senders or {}, stack, started_at, preview,
                                 secrets)  # fmt: skip
+    # Provider quotas (SES MaxSendRate) are read now: before the routes' limiters exist.
+    notes = [] if preview is not None else await open_senders(s for _, s in by_channel.values())
     stream = None
     if settings.event_stream and preview is None:
         sink = create_sink(settings.event_stream, clients=clients, out_dir=out, file=settings.file)
@@ -298,7 +325,8 @@ async def open_context(
         )
         stack.push_async_callback(stream.aclose)
     return RunContext(settings, run_id, started_at, out, clients, transport, by_channel,
-                      composers, treatments, stream, dry_run=preview is not None)  # fmt: skip
+                      composers, treatments, stream, dry_run=preview is not None,
+                      notes=notes)  # fmt: skip
 
 
 async def execute(
@@ -366,7 +394,8 @@ async def execute(
         chunker=Chunker(d.chunk_size),
         log=log,
         counters=counters,
-        routes=_routes(settings, ctx.composers, ctx.senders, paced=not ctx.dry_run),
+        routes=_routes(settings, ctx.composers, ctx.senders, paced=not ctx.dry_run,
+                       ceilings=ctx.ceilings),
         transport=ctx.transport,
         events=EventBuilder(
             application_id=settings.project.application_id,

@@ -84,7 +84,8 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
     for attempt in range(1, s.send_attempts + 1):
         retry: list[Message] = []
         hint: float | None = None
-        size = max(1, min(route.sender.max_batch, route.max_grant))
+        # No batch larger than the limiter grants now (a shared ceiling's share may be small).
+        size = max(1, min(route.sender.max_batch, route.max_grant, route.limiter.max_grant))
         for start in range(0, len(pending), size):
             part = pending[start : start + size]
             if attempt == 1:
@@ -92,10 +93,12 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
                               else _claim_in_memory(s, part))  # fmt: skip
                 if not part:
                     continue
-            await route.limiter.acquire(len(part))
-            if s.timeline is not None:
-                s.timeline.sent(len(part), part[0].channel_type)
-            results = await _send(route.sender, part)
+            # Held until the send returns: its requests count in the ceiling's window until
+            # then (a PacedSender's route holds NoLimit: it takes a permit per request).
+            with await route.limiter.acquire(len(part)):
+                if s.timeline is not None:
+                    s.timeline.sent(len(part), part[0].channel_type)
+                results = await _send(route.sender, part)
             if s.timeline is not None:
                 throttled = sum(r.status is Status.THROTTLED for r in results)
                 if throttled:

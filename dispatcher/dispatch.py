@@ -80,6 +80,7 @@ async def dispatch(
     handlers: Mapping[str, Handler] | None = None,
     senders: Mapping[str, Sender] | None = None,
     on_start: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     progress: bool = True,
     dry_run: DryRun = False,
     send_again: bool = False,
@@ -97,7 +98,9 @@ async def dispatch(
     file, or False for none (no resume, retry, caps or send-once check). ``resume``
     finishes run ``run_id``; ``retry`` re-dispatches its records whose latest status is
     in that set. ``handlers`` maps hook function names to Python callables run in
-    process; ``senders`` maps ChannelTypes to ready-made senders.
+    process; ``senders`` maps ChannelTypes to ready-made senders. ``on_start`` is called
+    with the RunId when the run starts, ``on_note`` with each thing worth telling the
+    operator once (a provider quota that became a ceiling, say).
 
     Safety rules: the ledger and ``out_dir`` are locked for the run (``LedgerBusy``); a
     campaign that already has a run in the ledger that is unfinished or sent anything is
@@ -177,7 +180,7 @@ async def dispatch(
         return await _dispatch(
             settings, stack, attempt, out=out, book=book, prior=prior, segment=segment,
             handlers=handlers, senders=senders, on_start=on_start, progress=progress,
-            preview=preview, call_hook=dry_run != "no-hook",
+            on_note=on_note, preview=preview, call_hook=dry_run != "no-hook",
             force_changed_input=force_changed_input, stop=stop, timing=timing, clock=clock,
             processes=1 if dry_run else processes, locks=lock.fds,
         )  # fmt: skip
@@ -229,6 +232,7 @@ async def _dispatch(
     senders: Mapping[str, Sender] | None,
     on_start: Callable[[str], None] | None,
     progress: bool,
+    on_note: Callable[[str], None] | None = None,
     preview: PreviewSender | None,
     call_hook: bool,
     force_changed_input: bool,
@@ -303,6 +307,8 @@ async def _dispatch(
                 {id(s): s for _, s in ctx.senders.values()}.values(),
             )  # fmt: skip
         skip, skipped_in_doubt = await lines_to_skip(ledger, attempt)
+    for note in ctx.notes:
+        (on_note or logger.info)(note)
     hook = settings.hook if ctx.transport is not None else None
     logger.info("segment %s; hook %s; senders %s%s", source.name,
              f"{hook.function} ({hook.mode})" if hook else "none",
@@ -399,6 +405,7 @@ def run(
     handlers: Mapping[str, Handler] | None = None,
     senders: Mapping[str, Sender] | None = None,
     on_start: Callable[[str], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
     progress: bool = True,
     dry_run: DryRun = False,
     send_again: bool = False,
@@ -410,7 +417,8 @@ def run(
     """Synchronous ``dispatch()`` for batch jobs and scripts (same arguments)."""
     return anyio.run(lambda: dispatch(
         settings, segment=segment, out_dir=out_dir, run_id=run_id, resume=resume, retry=retry,
-        ledger=ledger, handlers=handlers, senders=senders, on_start=on_start, progress=progress,
-        dry_run=dry_run, send_again=send_again, force_changed_input=force_changed_input,
-        now=now, ignore_pause=ignore_pause, processes=processes,
+        ledger=ledger, handlers=handlers, senders=senders, on_start=on_start, on_note=on_note,
+        progress=progress, dry_run=dry_run, send_again=send_again,
+        force_changed_input=force_changed_input, now=now, ignore_pause=ignore_pause,
+        processes=processes,
     ))  # fmt: skip

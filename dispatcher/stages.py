@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import anyio
 
 from dispatcher.channels.base import Sender
-from dispatcher.channels.ratelimit import Limiter
 from dispatcher.chunking import Chunker
 from dispatcher.eligibility import AddressSet
 from dispatcher.eventstream import EventStream
@@ -24,6 +23,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters
+from dispatcher.ratelimit import Limiter
 from dispatcher.render import Composer, EmptyVariables
 from dispatcher.segments import SegmentSource
 from dispatcher.timeline import Timeline

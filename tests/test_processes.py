@@ -190,3 +190,28 @@ def test_sigkill_of_the_coordinator_then_resume(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["RunId"] == run_id
     check_invariants(out, n)
+
+
+def test_messages_per_second_is_one_ceiling_across_the_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.channels.wire import busiest
+    from tests.servers import ServerProcess
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_EC2_METADATA_DISABLED": "true"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    rate, n = 10, 60
+    seg = write_jsonl(tmp_path / "s.jsonl", [endpoint(i) for i in range(1, n + 1)])
+    with ServerProcess("sms") as sms:
+        settings = make_settings(
+            tmp_path, campaign={"Limits": {"MessagesPerSecond": rate}},
+            channels={"SMS": {"sender": "sms", "endpoint_url": sms.url,
+                              "origination_identity": "+12065550100"}},
+        )  # fmt: skip
+        summary = anyio.run(lambda: dispatch(settings, segment=str(seg), out_dir=tmp_path / "o",
+                                             progress=False, processes=2))  # fmt: skip
+        arrivals = sms.arrivals()
+    assert summary.by_status == {"SUCCESS": n}
+    assert sum(count for _, count in arrivals) == n
+    assert busiest(arrivals) <= rate

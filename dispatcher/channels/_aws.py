@@ -1,5 +1,5 @@
 """What the AWS senders share: provider errors mapped to ``SendResult``, the option
-reader, and bounded fan-out of one batch."""
+reader, and bounded, paced fan-out of one batch."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dispatcher.aws.errors import classify
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import ConfigError, SendError
 from dispatcher.model import Status
+from dispatcher.ratelimit import Limiter, Permit
 
 PROVIDER_ERRORS: tuple[type[BaseException], ...] = (
     BotoCoreError, ClientError, aiohttp.ClientError, OSError,
@@ -58,30 +59,60 @@ async def send_each(
     messages: Sequence[Message],
     send_one: Callable[[Message], Awaitable[SendResult]],
     in_flight: anyio.Semaphore,
+    limiter_for: Callable[[Message], Limiter] | None = None,
 ) -> list[SendResult]:
     """Send a batch one call per message, concurrently, at most ``in_flight`` calls at once.
 
-    A slot is taken *before* a task starts, so a batch never parks tasks on a semaphore.
+    A slot is taken *before* a task starts, so a batch never parks tasks on a semaphore;
+    with ``limiter_for``, so is the call's permit from its message's limiter (after the
+    slot: a permit is held from right before the call until its answer), and a throttled
+    answer is reported to that limiter.
     """
-    if len(messages) == 1:
-        async with in_flight:
-            return [await send_one(messages[0])]
     results: list[SendResult | None] = [None] * len(messages)
+    owed: dict[int, Permit] = {}  # slot and permit taken, task not finished
 
-    async def run(index: int, message: Message) -> None:
+    async def run(index: int, message: Message, permit: Permit, limiter: Limiter | None) -> None:
         try:
-            results[index] = await send_one(message)
+            with permit:
+                result = await send_one(message)
+            if limiter is not None and result.status is Status.THROTTLED:
+                limiter.throttled(result.retry_after)
+            results[index] = result
         finally:
+            del owed[index]
             in_flight.release()
 
+    async def start(index: int, message: Message) -> tuple[Permit, Limiter | None]:
+        await in_flight.acquire()
+        try:
+            limiter = None if limiter_for is None else limiter_for(message)
+            permit = _NO_PERMIT if limiter is None else await limiter.acquire(1)
+        except BaseException:
+            in_flight.release()
+            raise
+        owed[index] = permit
+        return permit, limiter
+
     try:
-        async with anyio.create_task_group() as tg:
-            for index, message in enumerate(messages):
-                await in_flight.acquire()
-                tg.start_soon(run, index, message)
-    except* SendError as group:
-        raise_first(group)
+        if len(messages) == 1:
+            await run(0, messages[0], *await start(0, messages[0]))
+            return results  # type: ignore[return-value]
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, message in enumerate(messages):
+                    tg.start_soon(run, index, message, *await start(index, message))
+        except* SendError as group:
+            raise_first(group)
+    finally:
+        # A task cancelled before its first step never ran its own cleanup: an open
+        # permit would hold its share of every ceiling for the rest of the run.
+        for permit in owed.values():
+            permit.done()
+            in_flight.release()
     return results  # type: ignore[return-value]
+
+
+_NO_PERMIT = Permit([])
 
 
 def raise_first(group: BaseExceptionGroup[SendError]) -> NoReturn:
@@ -173,3 +204,23 @@ class Options:
 
     def max_per_second(self) -> float | None:
         return self.number("max_per_second", low=1)
+
+    def rates(self, key: str) -> dict[str, float]:
+        """A table of name -> messages per second (each a number >= 1), e.g. per identity."""
+        value = self.options.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not value:
+            example = '{ "+12065550100" = 1 }'
+            raise self.error(key, f"must be a table such as {example}, got {value!r}")
+        out: dict[str, float] = {}
+        for name, rate in value.items():
+            where = f'{key}."{name}"'
+            if not isinstance(name, str) or not name.strip():
+                raise self.error(where, "must be a non-empty name")
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not (
+                    math.isfinite(rate) and rate >= 1):  # fmt: skip
+                raise self.error(where, f"must be a number of messages per second >= 1, "
+                                        f"got {rate!r}")  # fmt: skip
+            out[name] = float(rate)
+        return out

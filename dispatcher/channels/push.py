@@ -23,6 +23,10 @@ Each address's ``MessageResult`` maps back to its message: ``SUCCESSFUL`` -> SUC
 
 Options: ``application_id`` (default: the run's), ``endpoint_url``, ``region``,
 ``max_batch`` (addresses per call, 1-100, default 100), ``max_per_second``.
+
+Paced (``pace``), each call takes a permit for as many messages as it has addresses,
+right before it goes out; a call never has more addresses than the limiter can grant
+at once (a share of a shared ceiling may be small).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from dispatcher.channels._aws import (
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import SendError
 from dispatcher.model import Status
+from dispatcher.ratelimit import Limiter, Pacing, Permit
 
 __all__ = ["MAX_ADDRESSES", "PLATFORM_MESSAGE", "PushSender", "create", "platform_message"]
 
@@ -132,8 +137,8 @@ class _Call:
         self.addresses: dict[str, dict[str, str]] = {}
         self.templates: dict[str, Mapping[str, Any]] = {}
 
-    def accepts(self, key: str, message: Message) -> bool:
-        if message.address in self.addresses or len(self.addresses) >= MAX_ADDRESSES:
+    def accepts(self, key: str, message: Message, most: int) -> bool:
+        if message.address in self.addresses or len(self.addresses) >= most:
             return False
         current = self.templates.get(key)
         return current is None or current is message.template or current == message.template
@@ -154,6 +159,7 @@ class PushSender:
     ) -> None:
         self.max_batch = max_batch
         self.max_per_second = max_per_second
+        self._pacing: Pacing | None = None
         self.application_id = application_id or ctx.application_id
         self._clients = ctx.clients
         self._endpoint_url = endpoint_url
@@ -164,11 +170,18 @@ class PushSender:
     def __repr__(self) -> str:
         return f"PushSender(application_id={self.application_id!r}, max_batch={self.max_batch})"
 
+    def pace(self, pacing: Pacing) -> None:
+        """Take each ``SendMessages`` call's permit (one per address) from ``pacing``."""
+        self._pacing = pacing
+
     async def send(self, messages: Sequence[Message]) -> list[SendResult]:
         if self._client is None:
+            # Before the first permit: a slow first client must not eat into the window.
             self._client = await self._clients.client(
                 "pinpoint", endpoint_url=self._endpoint_url, region=self._region
             )
+        limiter = None if self._pacing is None else self._pacing.limiter
+        most = MAX_ADDRESSES if limiter is None else max(1, min(MAX_ADDRESSES, limiter.max_grant))
         results: list[SendResult | None] = [None] * len(messages)
         calls: list[_Call] = []
         for index, message in enumerate(messages):
@@ -180,7 +193,7 @@ class PushSender:
                 )
                 continue
             for call in calls:
-                if call.accepts(key, message):
+                if call.accepts(key, message, most):
                     break
             else:
                 call = _Call()
@@ -194,41 +207,57 @@ class PushSender:
             call.addresses[message.address] = spec
             call.indexes.append(index)
         if len(calls) == 1:
-            await self._send_call(calls[0], messages, results)
+            permit = await _permit(limiter, calls[0])
+            await self._send_call(calls[0], messages, results, permit, limiter)
         elif calls:
+            permits: list[Permit] = []
             try:
                 async with anyio.create_task_group() as tg:
                     for call in calls:
-                        tg.start_soon(self._send_call, call, messages, results)
+                        permits.append(await _permit(limiter, call))  # before the task starts
+                        tg.start_soon(self._send_call, call, messages, results, permits[-1],
+                                      limiter)  # fmt: skip
             except* SendError as group:
                 raise_first(group)
+            finally:
+                for permit in permits:  # done() is idempotent; a task may never have run
+                    permit.done()
         return results  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Nothing to release: the client belongs to the process-wide ``AwsClients``."""
 
     async def _send_call(
-        self, call: _Call, messages: Sequence[Message], results: list[SendResult | None]
-    ) -> None:
-        try:
-            configuration = {key: self._platform(key, t) for key, t in call.templates.items()}
-        except (TypeError, ValueError) as exc:
-            for index in call.indexes:
-                results[index] = SendResult(Status.PERMANENT_FAILURE, f"InvalidTemplate: {exc}")
-            return
-        try:
-            response = await self._client.send_messages(
-                ApplicationId=self.application_id,
-                MessageRequest={"Addresses": call.addresses, "MessageConfiguration": configuration},
-            )
-        except PROVIDER_ERRORS as exc:
-            failure = failure_result(exc)
-            for index in call.indexes:
-                results[index] = dataclasses.replace(failure)
-            return
+        self, call: _Call, messages: Sequence[Message], results: list[SendResult | None],
+        permit: Permit, limiter: Limiter | None,
+    ) -> None:  # fmt: skip
+        with permit:
+            try:
+                configuration = {key: self._platform(key, t) for key, t in call.templates.items()}
+            except (TypeError, ValueError) as exc:
+                for index in call.indexes:
+                    results[index] = SendResult(Status.PERMANENT_FAILURE, f"InvalidTemplate: {exc}")
+                return
+            try:
+                response = await self._client.send_messages(
+                    ApplicationId=self.application_id,
+                    MessageRequest={"Addresses": call.addresses,
+                                    "MessageConfiguration": configuration},
+                )  # fmt: skip
+            except PROVIDER_ERRORS as exc:
+                failure = failure_result(exc)
+                for index in call.indexes:
+                    results[index] = dataclasses.replace(failure)
+                if limiter is not None and failure.status is Status.THROTTLED:
+                    limiter.throttled(failure.retry_after)
+                return
         by_address = (response.get("MessageResponse") or {}).get("Result") or {}
+        throttled = False
         for index in call.indexes:
-            results[index] = _delivery_result(by_address.get(messages[index].address))
+            result = results[index] = _delivery_result(by_address.get(messages[index].address))
+            throttled = throttled or result.status is Status.THROTTLED
+        if limiter is not None and throttled:
+            limiter.throttled()
 
     def _platform(self, key: str, template: Mapping[str, Any]) -> dict[str, Any]:
         cached = self._platform_cache.get((key, id(template)))
@@ -239,6 +268,10 @@ class PushSender:
             self._platform_cache.clear()
         self._platform_cache[(key, id(template))] = (template, built)
         return built
+
+
+async def _permit(limiter: Limiter | None, call: _Call) -> Permit:
+    return Permit([]) if limiter is None else await limiter.acquire(len(call.addresses))
 
 
 _RETRYABLE = {"THROTTLED": Status.THROTTLED, "TEMPORARY_FAILURE": Status.TEMPORARY_FAILURE}

@@ -22,11 +22,31 @@ India's DLT entity and template IDs are destination-country parameters. ``MediaU
 Other options: ``configuration_set``, ``max_price`` (string, USD per part),
 ``time_to_live`` (seconds), ``protect_configuration_id``, ``dry_run``, ``endpoint_url``,
 ``region``, ``max_batch`` (default 10, sent concurrently), ``max_concurrency`` (calls in
-flight per sender, default 64), ``max_per_second``.
+flight per sender, default 64), ``max_per_second`` (this sender's own ceiling).
+
+Send rate per origination identity. An origination number's throughput is small (a long
+code about 1 message per second, toll-free 3, 10DLC and short codes more), so
+``origination_rates`` gives identities their own ceilings, under ``max_per_second`` and
+the campaign's::
+
+    [channels.SMS]
+    origination_identity = ["+12065550100", "+18005550100"]   # a pool (or one string)
+    [channels.SMS.origination_rates]
+    "+12065550100" = 1
+    "+18005550100" = 3
+
+With a pool, each message's identity is chosen by weighted rendezvous hashing of its
+destination number, weighted by the identities' rates (1 for one without a rate): a
+recipient always hears from the same number (in every run, process and worker), and the
+numbers share the load in proportion to their throughput. Without a pool the identity is
+the option's, else the template's ``OriginationNumber``, else its ``SenderId``; a rate in
+the table applies to whichever identity a message goes out with.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,8 +56,9 @@ import anyio
 from dispatcher.channels._aws import PROVIDER_ERRORS, Options, failure_result, send_each
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.model import Status
+from dispatcher.ratelimit import Limiter, Pacing
 
-__all__ = ["MESSAGE_TYPES", "SmsSender", "create"]
+__all__ = ["MESSAGE_TYPES", "SmsSender", "create", "pick_identity"]
 
 MESSAGE_TYPES = frozenset({"TRANSACTIONAL", "PROMOTIONAL"})
 
@@ -49,7 +70,8 @@ class SmsSender:
         self,
         ctx: SenderContext,
         *,
-        origination_identity: str | None = None,
+        origination_identity: str | Sequence[str] | None = None,
+        origination_rates: Mapping[str, float] | None = None,
         message_type: str | None = None,
         keyword: str | None = None,
         configuration_set: str | None = None,
@@ -67,6 +89,14 @@ class SmsSender:
     ) -> None:
         self.max_batch = max_batch
         self.max_per_second = max_per_second
+        self.origination_rates = dict(origination_rates or {})
+        self._pool: list[tuple[str, float]] | None = None
+        if origination_identity is not None and not isinstance(origination_identity, str):
+            # A pool: weight = the identity's rate (1 without one), see pick_identity.
+            rates = self.origination_rates
+            self._pool = [(identity, rates.get(identity, 1.0)) for identity in origination_identity]
+            origination_identity = None
+        self._pacing: Pacing | None = None
         self._clients = ctx.clients
         self._endpoint_url = endpoint_url
         self._region = region
@@ -91,14 +121,36 @@ class SmsSender:
         self._static: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"SmsSender(origination={self._overrides['OriginationIdentity']!r})"
+        origination = self._overrides["OriginationIdentity"] or [i for i, _ in self._pool or ()]
+        return f"SmsSender(origination={origination!r})"
+
+    def pace(self, pacing: Pacing) -> None:
+        """Take each ``SendTextMessage``'s permit from ``pacing`` (per identity, see above)."""
+        self._pacing = pacing
 
     async def send(self, messages: Sequence[Message]) -> list[SendResult]:
         if self._client is None:
+            # Before the first permit: a slow first client must not eat into the window.
             self._client = await self._clients.client(
                 "pinpoint-sms-voice-v2", endpoint_url=self._endpoint_url, region=self._region
             )
-        return await send_each(messages, self._send_one, self._in_flight)
+        paced = None if self._pacing is None else self._limiter_for
+        return await send_each(messages, self._send_one, self._in_flight, paced)
+
+    def identity_of(self, message: Message) -> str | None:
+        """The origination identity ``message`` goes out with (None: the account's default)."""
+        if self._pool is not None:
+            return pick_identity(self._pool, message.address)
+        identity = self._static_for(message.template).get("OriginationIdentity")
+        return None if identity is None else str(identity)
+
+    def _limiter_for(self, message: Message) -> Limiter:
+        assert self._pacing is not None
+        identity = self.identity_of(message)
+        rate = self.origination_rates.get(identity) if identity is not None else None
+        if rate is None:
+            return self._pacing.limiter
+        return self._pacing.ceiling(f"sms/origination/{identity}", rate)
 
     async def aclose(self) -> None:
         """Nothing to release: the client belongs to the process-wide ``AwsClients``."""
@@ -106,19 +158,24 @@ class SmsSender:
     async def _send_one(self, message: Message) -> SendResult:
         if not message.body:
             return SendResult(Status.PERMANENT_FAILURE, "InvalidMessage: empty SMS body")
-        template = message.template
-        if template is not self._template:
-            self._static = self._build_static(template)
-            self._template = template
+        static = self._static_for(message.template)
+        if self._pool is not None:
+            static = {**static, "OriginationIdentity": pick_identity(self._pool, message.address)}
         try:
             response = await self._client.send_text_message(
                 DestinationPhoneNumber=message.address,
                 MessageBody=message.body,
-                **self._static,
+                **static,
             )
         except PROVIDER_ERRORS as exc:
             return failure_result(exc)
         return SendResult(Status.SUCCESS, None, response.get("MessageId"))
+
+    def _static_for(self, template: Mapping[str, Any]) -> dict[str, Any]:
+        if template is not self._template:
+            self._static = self._build_static(template)
+            self._template = template
+        return self._static
 
     def _build_static(self, template: Mapping[str, Any]) -> dict[str, Any]:
         """The request fields shared by every message of one campaign template."""
@@ -159,14 +216,19 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> SmsS
     """Build the SMS sender from its options table (``ConfigError`` on a bad option)."""
     opts = Options(
         channel, options, ctx,
-        {"origination_identity", "message_type", "keyword", "configuration_set", "entity_id",
-         "template_id", "max_price", "time_to_live", "protect_configuration_id", "dry_run",
-         "max_concurrency"},
+        {"origination_identity", "origination_rates", "message_type", "keyword",
+         "configuration_set", "entity_id", "template_id", "max_price", "time_to_live",
+         "protect_configuration_id", "dry_run", "max_concurrency"},
     )  # fmt: skip
     max_price = _max_price(opts, options.get("max_price"))
+    identities = opts.strings("origination_identity")
+    if identities is not None and len(set(identities)) != len(identities):
+        raise opts.error("origination_identity", f"lists an identity twice: {identities!r}")
     return SmsSender(
         ctx,
-        origination_identity=opts.string("origination_identity"),
+        # A pool of one is just that identity.
+        origination_identity=identities[0] if identities and len(identities) == 1 else identities,
+        origination_rates=opts.rates("origination_rates"),
         message_type=opts.choice("message_type", MESSAGE_TYPES),
         keyword=opts.string("keyword"),
         configuration_set=opts.string("configuration_set"),
@@ -182,6 +244,21 @@ def create(channel: str, options: Mapping[str, Any], ctx: SenderContext) -> SmsS
         max_concurrency=opts.integer("max_concurrency", 64, low=1, high=10_000) or 64,
         max_per_second=opts.max_per_second(),
     )
+
+
+def pick_identity(pool: Sequence[tuple[str, float]], destination: str) -> str:
+    """The pool's identity for ``destination``: weighted rendezvous hashing (the identity
+    with the highest ``-weight / ln(u)``, ``u`` a uniform hash of identity and
+    destination), so each destination keeps its identity and identities get destinations
+    in proportion to their weights."""
+    best, best_score = pool[0][0], -math.inf
+    for identity, weight in pool:
+        digest = hashlib.blake2b(f"{identity}\x00{destination}".encode(), digest_size=8).digest()
+        u = (int.from_bytes(digest, "big") + 0.5) / 2.0**64
+        score = -weight / math.log(u)
+        if score > best_score:
+            best, best_score = identity, score
+    return best
 
 
 _PRICE = re.compile(r"[0-9]{0,2}\.[0-9]{1,5}")

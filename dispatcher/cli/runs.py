@@ -116,6 +116,7 @@ def _execute(
     async def work(stop: anyio.Event) -> Summary:
         return await dispatch(settings, out_dir=args.out, ledger=_ledger_arg(args),
                               on_start=on_start, progress=not args.quiet, stop=stop,
+                              on_note=lambda text: out(f"dispatcher: {text}"),
                               **kwargs)  # fmt: skip
 
     def hint(run_id: str) -> str:

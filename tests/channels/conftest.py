@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -102,6 +104,12 @@ async def ses_server() -> AsyncIterator[SesServer]:
 def moto_server() -> Iterator[MotoServer]:
     """One ``moto_server`` subprocess for the session (state reset per test by ``moto``)."""
     with MotoServer() as server:
+        # moto imports a service's backend on its first request, which can take longer
+        # than the tests' 1 s read time-out on a loaded machine: pay it here, unhurried.
+        try:
+            urllib.request.urlopen(f"{server.url}/v2/email/identities", timeout=60).close()
+        except urllib.error.URLError:
+            pass  # any answer will do: the backend is loaded
         yield server
 
 

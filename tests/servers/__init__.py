@@ -42,7 +42,7 @@ class ServerProcess:
     """One of this package's servers in a subprocess: ``with ServerProcess("sms") as s``.
 
     Waits for the ``READY <url>`` line, and terminates (then kills) the process on exit.
-    The test endpoints are wrapped: ``messages()``, ``calls()``, ``stats()``,
+    The test endpoints are wrapped: ``messages()``, ``calls()``, ``arrivals()``, ``stats()``,
     ``set_faults(**faults)``, ``reset()``.
     """
 
@@ -102,6 +102,10 @@ class ServerProcess:
 
     def calls(self) -> list[dict[str, Any]]:
         return http_json(f"{self.url}/_test/calls")  # type: ignore[no-any-return]
+
+    def arrivals(self) -> list[tuple[float, int]]:
+        """``(arrival time, messages)`` per API call (``time.monotonic()`` of the server)."""
+        return [(float(t), int(n)) for t, n in http_json(f"{self.url}/_test/arrivals")]
 
     def stats(self) -> dict[str, Any]:
         return http_json(f"{self.url}/_test/stats")  # type: ignore[no-any-return]

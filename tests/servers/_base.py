@@ -8,6 +8,10 @@ Test endpoints, the same on every server:
 
 * ``GET  /_test/messages``  every accepted message, in arrival order (``server.messages``)
 * ``GET  /_test/calls``     every API call's decoded request (``server.calls``)
+* ``GET  /_test/arrivals``  ``[t, n]`` per API call: its arrival time (``time.monotonic()``
+  of the server, system-wide on Linux) and how many messages it carries (push: its
+  addresses), refused calls included (``server.arrivals``); what the send-rate ceiling
+  is checked against
 * ``POST /_test/faults``    merge a JSON object into the fault plan (``server.faults``)
 * ``POST /_test/reset``     forget messages, calls and faults
 * ``GET  /_test/stats``     call count, most calls in flight at once
@@ -19,7 +23,9 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
@@ -39,6 +45,9 @@ class Faults:
     """Answer the next N calls with the service's throttling error."""
     throttle_addresses: set[str] = field(default_factory=set)
     """Throttle every call that contains one of these addresses."""
+    throttle_rate: int = 0
+    """A provider's own quota: throttle a call whose messages would make more than this
+    many accepted in the trailing second (0: no quota)."""
     retry_after: float | None = None
     """Send ``Retry-After`` with throttling answers."""
     error_next: int = 0
@@ -74,6 +83,10 @@ class Faults:
         return True
 
 
+_ARRIVED: Any = web.RequestKey("arrived", float) if hasattr(web, "RequestKey") else "arrived"
+"""The request attribute holding its arrival time (a typed key on aiohttp >= 3.12)."""
+
+
 class Drop(Exception):
     """Raised by a handler to close the connection without an answer."""
 
@@ -88,6 +101,8 @@ class WireServer:
         self.port = port
         self.messages: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
+        self.arrivals: list[tuple[float, int]] = []
+        self._accepted: deque[tuple[float, int]] = deque()  # for ``throttle_rate``
         self.faults = Faults()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -103,6 +118,7 @@ class WireServer:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/_test/messages", self._get_messages)
         app.router.add_get("/_test/calls", self._get_calls)
+        app.router.add_get("/_test/arrivals", self._get_arrivals)
         app.router.add_get("/_test/stats", self._get_stats)
         app.router.add_post("/_test/faults", self._post_faults)
         app.router.add_post("/_test/reset", self._post_reset)
@@ -121,7 +137,7 @@ class WireServer:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         return self
 
     async def aclose(self) -> None:
@@ -138,6 +154,8 @@ class WireServer:
     def reset(self) -> None:
         self.messages.clear()
         self.calls.clear()
+        self.arrivals.clear()
+        self._accepted.clear()
         self.faults = Faults()
         self.max_in_flight = 0
 
@@ -146,6 +164,25 @@ class WireServer:
     @staticmethod
     def new_id() -> str:
         return uuid.uuid4().hex
+
+    def arrived(self, request: web.Request, messages: int = 1) -> None:
+        """Record an API call carrying ``messages`` messages, stamped when it arrived."""
+        self.arrivals.append((request[_ARRIVED], messages))
+
+    def over_quota(self, request: web.Request, messages: int = 1) -> bool:
+        """The ``throttle_rate`` fault: True (throttle) if ``messages`` more would exceed
+        it in the second before this call's arrival; else count them as accepted."""
+        quota = self.faults.throttle_rate
+        if quota <= 0:
+            return False
+        now = request[_ARRIVED]
+        accepted = self._accepted
+        while accepted and accepted[0][0] <= now - 1.0:
+            accepted.popleft()
+        if sum(n for _, n in accepted) + messages > quota:
+            return True
+        accepted.append((now, messages))
+        return False
 
     async def maybe_delay(self) -> None:
         if self.faults.delay > 0 and self.faults.take("delay_next"):
@@ -168,6 +205,8 @@ class WireServer:
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path.startswith("/_test/"):
             return await handler(request)  # type: ignore[no-any-return]
+        # Stamped before anything else runs for this request: the provider's clock.
+        request[_ARRIVED] = time.monotonic()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -184,6 +223,9 @@ class WireServer:
 
     async def _get_calls(self, request: web.Request) -> web.Response:
         return self.json(self.calls)
+
+    async def _get_arrivals(self, request: web.Request) -> web.Response:
+        return self.json(self.arrivals)
 
     async def _get_stats(self, request: web.Request) -> web.Response:
         return self.json(

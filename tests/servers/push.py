@@ -5,10 +5,11 @@ body; the answer is the ``MessageResponse`` (``{ApplicationId, RequestId, Result
 {address: {DeliveryStatus, StatusCode, StatusMessage, MessageId}}}``). Errors carry
 ``x-amzn-ErrorType`` and ``{"Message", "RequestID"}`` like Pinpoint's.
 
-Faults (see ``tests.servers._base.Faults``): whole-call ``throttle_next`` (429
-``TooManyRequestsException``), ``error_next`` (5xx), ``drop_next``, ``delay``; per address
-``throttle_addresses`` (``THROTTLED``), ``fail_addresses`` (``PERMANENT_FAILURE`` with
-``message``/``status``) and ``results`` (any ``MessageResult``, e.g. ``OPT_OUT``).
+Faults (see ``tests.servers._base.Faults``): whole-call ``throttle_next`` and
+``throttle_rate`` (429 ``TooManyRequestsException``), ``error_next`` (5xx), ``drop_next``,
+``delay``; per address ``throttle_addresses`` (``THROTTLED``), ``fail_addresses``
+(``PERMANENT_FAILURE`` with ``message``/``status``) and ``results`` (any
+``MessageResult``, e.g. ``OPT_OUT``).
 
 Each delivered address is recorded in ``messages`` as ``{ApplicationId, Address,
 ChannelType, TitleOverride, BodyOverride, Message (the platform message), MessageId}``;
@@ -55,12 +56,17 @@ class PushServer(WireServer):
         except orjson.JSONDecodeError:
             return self.error("BadRequestException", "body is not JSON", 400)
         self.calls.append({"ApplicationId": app, "MessageRequest": req})
+        addresses = req.get("Addresses") if isinstance(req, dict) else None
+        self.arrived(request, len(addresses) if isinstance(addresses, dict) else 0)
         faults = self.faults
         if faults.take("drop_next"):
             raise Drop
         if faults.take("error_next"):
             return self.error("InternalServerErrorException", "Internal error", faults.error_status)
         if faults.take("throttle_next"):
+            return self.error("TooManyRequestsException", "Too many requests", 429)
+        count = len(req.get("Addresses") or {}) if isinstance(req, dict) else 0
+        if self.over_quota(request, count):
             return self.error("TooManyRequestsException", "Too many requests", 429)
         addresses = req.get("Addresses") or {}
         config = req.get("MessageConfiguration")

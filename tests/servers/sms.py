@@ -4,8 +4,8 @@ JSON 1.0 protocol: ``POST /`` with ``X-Amz-Target: PinpointSMSVoiceV2.SendTextMe
 and an ``application/x-amz-json-1.0`` body; errors are ``{"__type": code, "Message": ...}``
 (modeled fields such as ``Reason`` beside it). Only ``SendTextMessage`` is implemented.
 
-Faults (see ``tests.servers._base.Faults``): ``throttle_next`` / ``throttle_addresses``
-answer ``ThrottlingException``; ``error_next`` an ``InternalServerException`` with
+Faults (see ``tests.servers._base.Faults``): ``throttle_next`` / ``throttle_addresses`` /
+``throttle_rate`` answer ``ThrottlingException``; ``error_next`` an ``InternalServerException`` with
 ``error_status``; ``fail_addresses`` any error, e.g.
 ``{"+15550100": {"code": "ConflictException", "reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT"}}``.
 
@@ -56,9 +56,10 @@ class SmsServer(WireServer):
         self.calls.append({"Target": target, "Request": payload})
         if target != TARGET_PREFIX + "SendTextMessage":
             return self.error("UnknownOperationException", f"unknown operation {target!r}")
-        return await self._send_text_message(payload)
+        self.arrived(request)
+        return await self._send_text_message(request, payload)
 
-    async def _send_text_message(self, req: dict[str, Any]) -> web.Response:
+    async def _send_text_message(self, request: web.Request, req: dict[str, Any]) -> web.Response:
         faults = self.faults
         if faults.take("drop_next"):
             raise Drop
@@ -68,7 +69,8 @@ class SmsServer(WireServer):
                 RequestId=self.new_id(),
             )  # fmt: skip
         number = req.get("DestinationPhoneNumber")
-        if faults.take("throttle_next") or number in faults.throttle_addresses:
+        if (faults.take("throttle_next") or number in faults.throttle_addresses
+                or self.over_quota(request)):  # fmt: skip
             return self.error("ThrottlingException", "Rate exceeded", headers=self.retry_headers())
         if not isinstance(number, str) or not _E164.match(number):
             return self.error(
