@@ -74,8 +74,7 @@ Body = "Hi {{{{User.UserAttributes.FirstName}}}}"
 
 {functions}
 [dispatch]
-hook_concurrency = {hook_concurrency}
-send_concurrency = 4
+{hook_concurrency}send_concurrency = 4
 """
 
 
@@ -99,13 +98,15 @@ Body = "Spring offers are live"
 
 
 def write_config(path: Path, *, hook: str | None, functions: str = "",
-                 hook_concurrency: int = 16, plain: bool = False) -> Path:
+                 hook_concurrency: int | None = 16, plain: bool = False) -> Path:
+    """A benchmark config; ``hook_concurrency=None`` leaves it unset (adaptive)."""
     if plain:  # no hook, no message variables: the cheapest path, for memory runs
         path.write_text(PLAIN)
         return path
     hook_table = f'[campaign.Hook]\nLambdaFunctionName = "{hook}"\nMode = "FILTER"' if hook else ""
+    fixed = "" if hook_concurrency is None else f"hook_concurrency = {hook_concurrency}\n"
     path.write_text(CONFIG.format(hook=hook_table, functions=functions,
-                                  hook_concurrency=hook_concurrency))
+                                  hook_concurrency=fixed))
     return path
 
 

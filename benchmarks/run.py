@@ -14,8 +14,13 @@ alike; figures are medians, ratios are of medians from this run. Scenarios:
    aiohttp POST of the same bytes at the same concurrency (``bench_lambda``);
 3. the naive script (boto3 from a ThreadPoolExecutor(32), stdlib json) over the same
    segment and server;
+3b. real hook latency: the dispatcher with default settings (adaptive hook concurrency)
+   and the naive script against an Invoke API answering after 100 ms
+   (``bench_latency``);
 4. memory: peak RSS at 1M and 10M endpoints, the 10M segment streamed through a named
-   pipe by a generator (never stored).
+   pipe by a generator (never stored);
+5. fleet cost: DynamoDB write units per endpoint of a fleet run against moto, counted by
+   a metering proxy (``bench_fleet_cost``), beside the 0.2 target.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ def child_dispatcher(
     hook: str | None = "inprocess",
     endpoint_url: str | None = None,
     plain: bool = False,
+    hook_concurrency: int | None = HOOK_CONCURRENCY,
 ) -> dict[str, Any]:
     from dispatcher import load_settings, run
 
@@ -83,7 +89,7 @@ def child_dispatcher(
         else:
             functions, name = "", None
         cfg = write_config(Path(tmp) / "bench.toml", hook=name, functions=functions,
-                           hook_concurrency=HOOK_CONCURRENCY, plain=plain)  # fmt: skip
+                           hook_concurrency=hook_concurrency, plain=plain)  # fmt: skip
         settings = load_settings(cfg)
         started = time.perf_counter()
         summary = run(settings, segment=str(segment), out_dir=Path(tmp) / "out", progress=False,
@@ -154,6 +160,7 @@ def memory_run(n: int, workdir: Path) -> dict[str, Any]:
 def run_all(n: int, remote_n: int, memory_n: int, repeat: int, workdir: Path) -> dict[str, Any]:
     from benchmarks.bench_lambda import ServerProcess
     from benchmarks.bench_lambda import run as transport_run
+    from benchmarks.bench_latency import LatencyServer
 
     segment = str(write_segment(workdir / f"segment-{n}.jsonl", n))
     # The Lambda-path scenarios read the first remote_n endpoints of the same data.
@@ -161,13 +168,15 @@ def run_all(n: int, remote_n: int, memory_n: int, repeat: int, workdir: Path) ->
     report: dict[str, Any] = {"endpoints": n, "remote_endpoints": remote_n, "repeat": repeat,
                               "scenarios": {}}  # fmt: skip
     runs: dict[str, list[dict[str, Any]]] = {}
-    with ServerProcess() as url:
+    with ServerProcess() as url, LatencyServer(0.1) as slow_url:
         plan = {
             "json_floor": child("floor", segment),
             "inprocess": child("dispatcher", segment),
             "inprocess_no_ledger": child("dispatcher-noledger", segment),
             "lambda_lean": child("dispatcher-lambda", remote, url),
             "naive_boto3_threads": [str(HERE / "naive.py"), remote, url],
+            "lambda_100ms_default": child("dispatcher-lambda-default", remote, slow_url),
+            "naive_100ms": [str(HERE / "naive.py"), remote, slow_url],
         }
         for _ in range(repeat):
             for name, args in plan.items():
@@ -193,10 +202,27 @@ def run_all(n: int, remote_n: int, memory_n: int, repeat: int, workdir: Path) ->
             per["floor"]["cpu_ms_per_call"] / per["lean"]["cpu_ms_per_call"],
         "dispatcher lambda path / naive script, endpoints/s (target >= 10)":
             s["lambda_lean"]["endpoints_per_s"] / s["naive_boto3_threads"]["endpoints_per_s"],
+        "hook answering after 100 ms, default settings / naive, endpoints/s (target >= 2)":
+            s["lambda_100ms_default"]["endpoints_per_s"] / s["naive_100ms"]["endpoints_per_s"],
     }  # fmt: skip
-    report["ratios"] = {k: round(v, 3) for k, v in report["ratios"].items()}
     report["memory"] = {str(size): memory_run(size, workdir) for size in (n, memory_n)}
+    # Per-run and per-shard writes weigh on a tiny run: 1,000 endpoints at least.
+    report["fleet_cost"] = fleet_cost(2000 if n >= 100_000 else 1000, workdir)
+    report["ratios"]["fleet write units per endpoint, SMS (target <= 0.2)"] = (
+        report["fleet_cost"]["units_per_endpoint"])  # fmt: skip
+    report["ratios"] = {k: round(v, 3) for k, v in report["ratios"].items()}
     return report
+
+
+def fleet_cost(endpoints: int, workdir: Path) -> dict[str, Any]:
+    """DynamoDB write units of a fleet run (``bench_fleet_cost``: moto behind a metering
+    proxy, two workers, SMS at 10 messages a send call), in its own child process."""
+    out = workdir / "fleet-cost.json"
+    subprocess.run([sys.executable, str(HERE / "bench_fleet_cost.py"), "--endpoints",
+                    str(endpoints), "--channels", "sms", "--json", str(out)], cwd=ROOT,
+                   check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    found: dict[str, Any] = json.loads(out.read_text())["current"]["sms"]
+    return found
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -215,7 +241,11 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"  {variant:<8}{row['cpu_ms_per_call']:>8} ms  {row['calls_per_s']:>7,}/s")
     print("\nratios (same run):")
     for name, value in report["ratios"].items():
-        print(f"  {name:<66}{value:>8}")
+        print(f"  {name:<80}{value:>8}")
+    cost = report["fleet_cost"]
+    print(f"\nfleet cost: {cost['units_per_endpoint']} DynamoDB write units per endpoint "
+          f"({cost['units_per_million_endpoints']:,} per million; {cost['endpoints']:,} "
+          "endpoints, 2 workers, SMS; target <= 0.2)")
     print("\nmemory (no hook, no ledger; segment streamed through a named pipe):")
     for size, row in report["memory"].items():
         print(f"  {int(size):>12,} endpoints  peak RSS {row['peak_rss_mb']:>7} MB  "
@@ -235,6 +265,8 @@ def run_child(name: str, segment: str, extra: list[str]) -> dict[str, Any]:
         return child_dispatcher(path, ledger=False, hook=None, plain=True)
     if name == "dispatcher-lambda":
         return child_dispatcher(path, hook="lambda", endpoint_url=extra[0])
+    if name == "dispatcher-lambda-default":  # no hook_concurrency: adaptive, as shipped
+        return child_dispatcher(path, hook="lambda", endpoint_url=extra[0], hook_concurrency=None)
     raise SystemExit(f"unknown child scenario {name}")
 
 

@@ -20,7 +20,8 @@ def test_harness_runs_every_scenario(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
     assert set(report["scenarios"]) == {"json_floor", "inprocess", "inprocess_no_ledger",
-                                        "lambda_lean", "naive_boto3_threads"}
+                                        "lambda_lean", "naive_boto3_threads",
+                                        "lambda_100ms_default", "naive_100ms"}
     for name, row in report["scenarios"].items():
         assert row["endpoints"] == 2000, name  # every scenario saw the whole segment
         assert row["endpoints_per_s"] > 0 and row["peak_rss_mb"] > 0

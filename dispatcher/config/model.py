@@ -159,13 +159,27 @@ class ChannelConfig:
 class DispatchOptions:
     """``[dispatch]``: the dispatcher's own knobs (Pinpoint's values as defaults)."""
 
-    hook_concurrency: int = 16
+    hook_concurrency: int = 0
+    """Chunks in flight to the hook, fixed. 0 (not set): adaptive, from 16 up to
+    ``hook_concurrency_max`` (``dispatcher.hooks.concurrency``)."""
+    hook_concurrency_max: int = 0
+    """The adaptive bound; 0 (not set): per transport, Lambda 1,000, webhook 64, in
+    process 16."""
     hook_deadline: float = 15.0
     hook_attempts: int = 3
     hook_attempt_timeout: float = 10.0
     send_concurrency: int = 8
     send_attempts: int = 3
     chunk_size: int = 50
+
+    @property
+    def hook_concurrency_text(self) -> str:
+        """The hook concurrency as a person reads it: ``16 (fixed)``, ``adaptive, up to 64``."""
+        if self.hook_concurrency:
+            return f"{self.hook_concurrency} (fixed)"
+        if self.hook_concurrency_max:
+            return f"adaptive, up to {self.hook_concurrency_max}"
+        return "adaptive, up to the transport's default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,4 +236,10 @@ def read_dispatch(r: Reader | None) -> DispatchOptions:
         raise r.error("chunk_size", "must be at most 50 (Pinpoint's event size)")
     if values.get("hook_attempts", 3) > 10:
         raise r.error("hook_attempts", "must be at most 10")
+    if "hook_concurrency" in values and "hook_concurrency_max" in values:
+        raise r.error(
+            "hook_concurrency_max",
+            "set hook_concurrency (a fixed number of chunks in flight) or "
+            "hook_concurrency_max (the bound of the adaptive one), not both",
+        )
     return DispatchOptions(**values)

@@ -16,6 +16,7 @@ from typing import Any
 from dispatcher.config import CampaignHook, FunctionConfig, Settings
 from dispatcher.errors import ConfigError, PolicyDenied
 from dispatcher.hooks.base import HookTransport
+from dispatcher.hooks.concurrency import pool_size
 from dispatcher.hooks.python import Handler, PythonTransport, load_handler
 
 
@@ -91,22 +92,26 @@ def create_transport(
 
     ``secrets`` are the webhook secrets ``dispatcher.secrets.resolve_secrets`` fetched.
     """
-    concurrency = settings.dispatch.hook_concurrency
+    # Each transport's pool is sized for the most calls the hook stage may make at once:
+    # the fixed hook_concurrency, else the adaptive bound (``pool_size``).
+    d = settings.dispatch
     secrets = secrets or {}
     if hook.web_url:
-        return _webhook(settings, hook.web_url, hook.web_url, "webhook", concurrency, secrets)
+        return _webhook(
+            settings, hook.web_url, hook.web_url, "webhook", pool_size(d, "webhook"), secrets
+        )
     name = hook.lambda_function_name or ""
     if handlers and name in handlers:
-        return PythonTransport(name, handlers[name], concurrency=concurrency)
+        return PythonTransport(name, handlers[name], concurrency=pool_size(d, "python"))
     function = settings.functions.get(name)
     if function is not None:
         check_policy(settings, function)
         key = f"functions.{name}"
         if function.python:
             handler = load_handler(function.python, file=settings.file, key=f"{key}.python")
-            return PythonTransport(name, handler, concurrency=concurrency)
+            return PythonTransport(name, handler, concurrency=pool_size(d, "python"))
         if function.url:
-            return _webhook(settings, name, function.url, key, concurrency, secrets)
+            return _webhook(settings, name, function.url, key, pool_size(d, "webhook"), secrets)
     from dispatcher.hooks.aws_lambda import LambdaTransport, parse_function_name
 
     try:
@@ -120,7 +125,7 @@ def create_transport(
         ref,
         clients=clients,
         endpoint_url=function.endpoint_url if function else None,
-        concurrency=concurrency,
+        concurrency=pool_size(d, "lambda"),
         client=(function.client if function else None) or "lean",
     )
 

@@ -163,6 +163,8 @@ class PythonTransport:
         self.name = name
         self.handler = handler
         self.is_async = inspect.iscoroutinefunction(handler)
+        self.concurrency = concurrency
+        """Calls it carries at once (threads for a sync handler): the hook stage's bound."""
         self._threads = DaemonThreads(concurrency)
 
     async def invoke(self, event: bytes) -> Any:

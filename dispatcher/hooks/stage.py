@@ -1,49 +1,84 @@
 """The hook stage: each chunk's event to the hook under the invoke policy; what the hook
-keeps goes on to delivery, what it leaves out ends FILTERED (or OPT_OUT by the hook)."""
+keeps goes on to delivery, what it leaves out ends FILTERED (or OPT_OUT by the hook).
+
+How many chunks are at the hook at once is the gate's business
+(``dispatcher.hooks.concurrency``): the stage takes a slot *before* it takes a chunk off
+the stream, then starts one task for that chunk, so the number of chunks in memory is
+bounded by the gate and a full gate pushes back on the reader.
+"""
 
 from __future__ import annotations
 
 import time
 
+import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from dispatcher.chunking import Chunk
 from dispatcher.delivery import claim_chunk
-from dispatcher.errors import HookError
+from dispatcher.errors import HookAttemptError, HookError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
+from dispatcher.hooks.concurrency import HookConcurrency
 from dispatcher.hooks.invoke import invoke_with_policy
 from dispatcher.hooks.result import filter_result
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.stages import EXPIRED_REASON, SendBatch, Stages
 
 
-async def hook_worker(
-    s: Stages, chunk_rx: ObjectReceiveStream[Chunk], batch_tx: ObjectSendStream[SendBatch]
+async def hook_stage(
+    s: Stages,
+    chunk_rx: ObjectReceiveStream[Chunk],
+    batch_tx: ObjectSendStream[SendBatch],
+    gate: HookConcurrency,
 ) -> None:
-    """Invoke the hook for each chunk under the invoke policy; forward what it keeps."""
-    async with chunk_rx, batch_tx:
-        async for chunk in chunk_rx:
-            if s.stopping():
-                continue  # not started: left for resume
-            records = chunk.records
-            if s.expired():
-                await s.record(
-                    [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()]
-                )
-                continue
-            if s.delivery_mode:
-                # Legacy DELIVERY: invoking the function *is* the send, so claim first.
-                records = await claim_chunk(s, chunk)
-                if not records:
-                    continue
-            events, too_big = s.events.fit(chunk.treatment, records)
-            if too_big:
-                await s.record(
-                    [Outcome.of(r, Status.INVALID, TOO_BIG_REASON) for r in too_big],
-                    release=[r.endpoint_id or "" for r in too_big] if s.delivery_mode else (),
-                )
-            for part, event in events:
-                await _hook_event(s, chunk.treatment, part, event, batch_tx)
+    """Start each chunk at the hook once the gate has a slot for it; forward what the hook
+    keeps. Returns when the stream has ended and every started chunk is done."""
+    async with chunk_rx, batch_tx, anyio.create_task_group() as tg:
+        while True:
+            await gate.acquire()
+            try:
+                chunk = await chunk_rx.receive()
+            except anyio.EndOfStream:
+                gate.release()
+                return
+            tg.start_soon(_hook_chunk, s, chunk, batch_tx, gate)
+
+
+async def _hook_chunk(
+    s: Stages, chunk: Chunk, batch_tx: ObjectSendStream[SendBatch], gate: HookConcurrency
+) -> None:
+    try:
+        await hook_chunk(s, chunk, batch_tx, gate)
+    finally:
+        gate.release()
+
+
+async def hook_chunk(
+    s: Stages,
+    chunk: Chunk,
+    batch_tx: ObjectSendStream[SendBatch],
+    gate: HookConcurrency | None = None,
+) -> None:
+    """Invoke the hook for one chunk under the invoke policy; forward what it keeps."""
+    if s.stopping():
+        return  # not started: left for resume
+    records = chunk.records
+    if s.expired():
+        await s.record([Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()])
+        return
+    if s.delivery_mode:
+        # Legacy DELIVERY: invoking the function *is* the send, so claim first.
+        records = await claim_chunk(s, chunk)
+        if not records:
+            return
+    events, too_big = s.events.fit(chunk.treatment, records)
+    if too_big:
+        await s.record(
+            [Outcome.of(r, Status.INVALID, TOO_BIG_REASON) for r in too_big],
+            release=[r.endpoint_id or "" for r in too_big] if s.delivery_mode else (),
+        )
+    for part, event in events:
+        await _hook_event(s, chunk.treatment, part, event, batch_tx, gate)
 
 
 TOO_BIG_REASON = (
@@ -66,6 +101,7 @@ async def _hook_event(
     records: dict[str, Record],
     event: bytes,
     batch_tx: ObjectSendStream[SendBatch],
+    gate: HookConcurrency | None,
 ) -> None:
     """One hook event: invoke, settle what the hook leaves out, forward the rest."""
     assert s.transport is not None
@@ -74,13 +110,35 @@ async def _hook_event(
     def count_attempt() -> None:
         s.counters.hook_invocations += 1
 
+    def count_throttle() -> None:
+        if s.timeline is not None:
+            s.timeline.throttled()
+
     began = time.monotonic()
     try:
-        result = await invoke_with_policy(transport, event, s.policy, on_attempt=count_attempt)
+        result = await invoke_with_policy(
+            transport,
+            event,
+            s.policy,
+            on_attempt=count_attempt,
+            on_throttle=count_throttle,
+            gate=gate,
+            keep_waiting=lambda: not s.stopping() and not s.expired(),
+        )
         if not s.delivery_mode:
             accepted, ignored = filter_result(result, records)
     except HookError as exc:
         _hook_done(s, began, ok=False)
+        if isinstance(exc, HookAttemptError) and exc.throttled and not s.delivery_mode:
+            # The function never ran this event: a stopping run leaves it for resume,
+            # an expired campaign ends it EXPIRED, as if it had not been started.
+            if s.stopping():
+                return
+            if s.expired():
+                await s.record(
+                    [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()]
+                )
+                return
         reason = f"hook {transport.name}: {exc.reason}"
         await s.record([Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()])
         return

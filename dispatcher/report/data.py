@@ -138,7 +138,7 @@ def config_summary(settings: Settings, *, segment: str = "") -> RunConfig:
         hook=hook_text,
         limits=limits,
         dispatch={
-            "hook concurrency": str(d.hook_concurrency),
+            "hook concurrency": d.hook_concurrency_text,
             "hook deadline": f"{d.hook_deadline:g} s",
             "hook attempts": str(d.hook_attempts),
             "chunk size": str(d.chunk_size),
