@@ -6,9 +6,10 @@ Everything runs on loopback: moto (S3, SQS, DynamoDB) in its own process, the SM
 server for sends, and a hook that sleeps ``--latency`` seconds per call (simulated
 downstream latency) with ``--hook-concurrency`` calls in flight per worker, so one
 worker's throughput is bounded by its hook: more workers should scale linearly until
-something shared saturates. Here that is moto, a single Python process that serves a
-few hundred conditional writes a second (the ledger makes two per endpoint), so the
-defaults keep the fleet below it: one endpoint per hook call, one call in flight.
+something shared saturates. Here that could be moto, a single Python process that serves
+a few hundred conditional writes a second (the ledger makes about one per 12 endpoints,
+see ``bench_fleet_cost``), so the defaults keep the fleet below it: one endpoint per
+hook call, one call in flight.
 """
 
 from __future__ import annotations

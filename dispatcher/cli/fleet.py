@@ -24,7 +24,7 @@ def region_of(args: argparse.Namespace) -> str:
 
 def _submit(args: argparse.Namespace) -> int:
     from dispatcher.aws import AwsClients
-    from dispatcher.submit import submit
+    from dispatcher.fleet.submit import submit
 
     async def go() -> tuple[str, int]:
         settings = load_settings(args.config, campaign_json=args.campaign_json,
@@ -50,7 +50,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     from dispatcher.aws import AwsClients
-    from dispatcher.worker import Worker
+    from dispatcher.fleet.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     region = region_of(args)
@@ -70,7 +70,7 @@ def _worker(args: argparse.Namespace) -> int:
                 return EXIT_OK
             runner = None
             if args.metrics_port is not None:
-                from dispatcher.metrics import serve_metrics
+                from dispatcher.fleet.metrics import serve_metrics
 
                 runner = await serve_metrics(worker, args.metrics_host, args.metrics_port)
             try:

@@ -18,7 +18,7 @@ DynamoDB for a fleet of workers (conditional writes do what a transaction does h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -173,10 +173,18 @@ class LocalLedger(Ledger, Protocol):
 class FleetLedger(Ledger, Protocol):
     """What a worker fleet needs beyond a single process (the DynamoDB ledger has it)."""
 
-    async def claim_addresses(self, run_id: str, items: Sequence[tuple[str, int]]) -> list[bool]:
-        """Duplicate detection across workers: (address fingerprint, line) -> whether this
-        line holds the address (also when it claimed it before: redelivery is harmless).
-        The first claimer wins."""
+    async def claim_lines(
+        self, run_id: str, claims: Sequence[SendClaim], *, shared: Container[int] = ()
+    ) -> list[Claim]:
+        """A worker's claim: by line, for lines whose endpoint id no other line of the
+        segment has (the caller knows: ``dispatcher submit`` worked it out); the lines in
+        ``shared`` by endpoint id, as ``claim``. Answers as ``claim``'s."""
+
+    async def lines_with_status(
+        self, run_id: str, statuses: Iterable[str] | None = None, *,
+        lines: tuple[int, int] | None = None,
+    ) -> LineSet:  # fmt: skip
+        """Lines with a recorded outcome (``lines``: an inclusive range, a shard's)."""
 
     async def shard_started(self, run_id: str, shard_id: str, *, worker: str) -> None: ...
 

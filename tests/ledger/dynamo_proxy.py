@@ -15,10 +15,18 @@ body contains ``match``:
 
 ``calls`` lists the operation of every request (``PutItem``, ``Query``, ...);
 ``max_in_flight`` is the most requests the proxy held at once (queued or forwarded).
+
+``meter=True`` counts the write units DynamoDB would bill (``units``, by operation), as
+DynamoDB bills them: per item written, the larger of its size before and after in
+1 KB units (at least one); a conditional write whose condition fails, the size of the
+item it met; a delete, the size of the item deleted; twice that in a transaction.
+moto's own ``ConsumedCapacity`` is a constant 1.0, so the proxy reads the item before
+and after each write (straight from moto, not counted) and sizes them itself.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -32,6 +40,9 @@ HOP_HEADERS = frozenset(
      "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
 )  # fmt: skip
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+TARGET_PREFIX = "DynamoDB_20120810."
+WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
+                    "TransactWriteItems"})  # fmt: skip
 
 
 @dataclass
@@ -53,6 +64,8 @@ class DynamoProxy:
     faults: list[Fault] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    meter: bool = False
+    units: Counter[str] = field(default_factory=Counter)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -74,6 +87,11 @@ class DynamoProxy:
     def reset_stats(self) -> None:
         self.calls.clear()
         self.max_in_flight = 0
+        self.units.clear()
+
+    @property
+    def write_units(self) -> int:
+        return sum(self.units.values())
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(
@@ -128,6 +146,8 @@ class DynamoProxy:
             return self._error(fault.code, fault.status)
         assert self._session is not None
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        metered = self.meter and operation in WRITES
+        writes = await self._before(operation, body, headers) if metered else []
         async with self._session.post(
             self.upstream + request.rel_url.raw_path_qs, headers=headers, data=body
         ) as upstream:
@@ -136,6 +156,62 @@ class DynamoProxy:
                 k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS
             }
             status = upstream.status
+        if metered:
+            failed = status == 400 and b"ConditionalCheckFailed" in payload
+            await self._after(operation, writes, headers, failed=failed)
         if fault is not None and fault.kind == "lose":
             return self._error("InternalServerError", 500)
         return web.Response(status=status, body=payload, headers=out_headers)
+
+    # -- metering ------------------------------------------------------------------------
+    async def _before(
+        self, operation: str, body: bytes, headers: dict[str, str]
+    ) -> list[tuple[str, str, dict[str, Any], int]]:
+        """(table, kind, key, size before) of every item the write touches."""
+        request = orjson.loads(body)
+        touched: list[tuple[str, str, dict[str, Any]]] = []
+        if operation == "PutItem":
+            item = request["Item"]
+            touched.append((request["TableName"], "put", {"pk": item["pk"], "sk": item["sk"]}))
+        elif operation in ("UpdateItem", "DeleteItem"):
+            kind = "update" if operation == "UpdateItem" else "delete"
+            touched.append((request["TableName"], kind, request["Key"]))
+        elif operation == "BatchWriteItem":
+            for table, requests in request["RequestItems"].items():
+                for r in requests:
+                    if "PutRequest" in r:
+                        item = r["PutRequest"]["Item"]
+                        touched.append((table, "put", {"pk": item["pk"], "sk": item["sk"]}))
+                    else:
+                        touched.append((table, "delete", r["DeleteRequest"]["Key"]))
+        else:  # TransactWriteItems
+            for r in request["TransactItems"]:
+                ((kind, spec),) = r.items()
+                key = spec.get("Key") or {"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]}
+                touched.append((spec["TableName"], "transact", key))
+        return [(table, kind, key, await self._size(table, key, headers))
+                for table, kind, key in touched]  # fmt: skip
+
+    async def _after(
+        self, operation: str, writes: list[tuple[str, str, dict[str, Any], int]],
+        headers: dict[str, str], *, failed: bool,
+    ) -> None:  # fmt: skip
+        from dispatcher.ledger.dynamodb._items import write_units
+
+        for table, kind, key, before in writes:
+            if failed or kind == "delete":
+                units = write_units(before)
+            else:
+                units = write_units(max(before, await self._size(table, key, headers)))
+            self.units[operation] += units * (2 if kind == "transact" else 1)
+
+    async def _size(self, table: str, key: dict[str, Any], headers: dict[str, str]) -> int:
+        from dispatcher.ledger.dynamodb._items import item_size
+
+        assert self._session is not None
+        get_headers = {**headers, "X-Amz-Target": TARGET_PREFIX + "GetItem"}
+        request = orjson.dumps({"TableName": table, "Key": key, "ConsistentRead": True})
+        async with self._session.post(self.upstream + "/", headers=get_headers,
+                                      data=request) as answer:  # fmt: skip
+            item = orjson.loads(await answer.read()).get("Item")
+        return item_size(item) if item else 0

@@ -66,16 +66,16 @@ async def test_throttling_and_server_errors_are_retried(dynamo: Ledgers) -> None
     assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.GRANTED]
     assert proxy.count("PutItem") == 1 + 3, "start_run's put, then the claim's three tries"
 
-    proxy.fail("UpdateItem", "ThrottlingException")
+    proxy.fail("PutItem", "ThrottlingException", match='"B#')  # an outcome block
     proxy.fail("BatchWriteItem", "RequestLimitExceeded")
     proxy.fail("Query", "InternalServerError", status=500)
-    proxy.fail("UpdateItem", "ServiceUnavailable", status=503)
+    proxy.fail("PutItem", "ServiceUnavailable", status=503, match='"B#')
     await ledger.record(R, [out(1, "PERMANENT_FAILURE")], release=["ep-1"],
                         sent=[("ep-9", "camp-1")])  # fmt: skip
     assert await ledger.counts(R) == {"PERMANENT_FAILURE": 1}
     assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.GRANTED]
     assert await ledger.history(["ep-9"], campaign_id="camp-1", since=0) == {"ep-9": (1, 1)}
-    for operation in ("BatchWriteItem", "Query", "UpdateItem"):
+    for operation in ("BatchWriteItem", "Query", "PutItem"):
         assert proxy.count(operation) >= 2, operation
     assert proxy.faults and all(f.times == 0 for f in proxy.faults), "every fault was met"
 
@@ -125,52 +125,54 @@ async def test_a_lost_claim_answer_is_still_granted(dynamo: Ledgers) -> None:
     assert await ledger.claim(R, [SendClaim("ep-1", 1, "outbox")]) == [Claim.IN_DOUBT]
 
 
-async def test_a_lost_block_update_answer_counts_once(dynamo: Ledgers) -> None:
-    """moto applied the block update but the answer was lost: the retry finds its own
-    lines there, drops them, and still publishes the block's counts."""
+async def test_a_lost_block_write_answer_counts_once(dynamo: Ledgers) -> None:
+    """moto stored the block but the answer was lost: the retry's condition fails, the
+    stored block already holds these lines, and nothing is written or counted twice."""
     proxy = dynamo.proxy
     assert proxy is not None
     ledger = dynamo.new(max_backoff=0.05)
     await ledger.start_run(run_info(R))
     proxy.reset_stats()
-    proxy.lose("UpdateItem", match='"x1"')
+    proxy.lose("PutItem", match='"B#')
     await ledger.record(R, [out(n, "SUCCESS" if n % 3 else "FILTERED") for n in range(1, 31)])
     await ledger.flush()
-    assert proxy.count("UpdateItem") == 3, "lost, retried (condition failed), published"
+    assert proxy.count("PutItem") == 2, "lost, then retried (its condition fails: no change)"
     assert await ledger.counts(R) == {"SUCCESS": 20, "FILTERED": 10}
+    assert len(await all_outcomes(dynamo.new(), R)) == 30
 
 
-async def test_counts_lost_by_a_dead_writer_are_repaired(dynamo: Ledgers) -> None:
-    """A writer updates a block and dies before publishing its counts: the next reader
-    of those lines (a resume or a redelivered shard starts with one) publishes them."""
+async def test_counts_are_exact_when_a_writer_dies_between_blocks(dynamo: Ledgers) -> None:
+    """Counts live in the block item beside the lines they count: a writer that dies
+    after one block and before the next leaves counts that match what is stored."""
     proxy = dynamo.proxy
     assert proxy is not None
     dying = dynamo.new(attempts=1, concurrency=1)
     await dying.start_run(run_info(R))
-    proxy.fail("UpdateItem", "AccessDeniedException", match='"T#')
-    # Lines 1-63 are block 0, written first; the failed publish stops the flush.
-    await dying.record(R, [out(n, "SUCCESS" if n % 2 else "THROTTLED") for n in range(1, 101)])
+    proxy.fail("PutItem", "AccessDeniedException", match='"0000000001"')  # block 1's item
+    await dying.record(R, [out(n, "SUCCESS" if n % 2 else "THROTTLED") for n in range(1, 301)])
     with pytest.raises(DynamoLedgerError, match="AccessDenied"):
         await dying.flush()
     resumed = dynamo.new()
-    assert await resumed.counts(R) == {}, "block 0 is stored, its tally is not"
-    assert len(await resumed.lines_with_status(R, lines=(1, 50))) == 50
-    assert await resumed.counts(R) == {"SUCCESS": 32, "THROTTLED": 31}
-    assert len(await resumed.lines_with_status(R)) == 63
+    stored = await all_outcomes(resumed, R)
+    assert [o.line for o in stored] == list(range(1, 256)), "block 0 (lines 0-255) only"
+    assert await resumed.counts(R) == dict(Counter(o.status.value for o in stored))
+    assert await resumed.counts(R) == {"SUCCESS": 128, "THROTTLED": 127}
 
 
-async def test_outcomes_go_in_one_update_per_block_of_64_lines(dynamo: Ledgers) -> None:
+async def test_outcomes_go_in_one_write_per_block_of_256_lines(dynamo: Ledgers) -> None:
     proxy = dynamo.proxy
     assert proxy is not None
     ledger = dynamo.new()
     await ledger.start_run(run_info(R))
     proxy.reset_stats()
     await ledger.record(R, [out(n, "SUCCESS") for n in range(1, 201)])
-    assert proxy.count("UpdateItem") == 0, "buffered until flush or a full buffer"
+    assert proxy.count("PutItem") == 0, "buffered until the block is in, or a flush"
+    await ledger.record(R, [out(n, "SUCCESS") for n in range(201, 600)])
+    assert proxy.count("PutItem") == 2, "blocks 0 and 1 (lines 0-511) are in: written"
     await ledger.flush()
-    assert proxy.count("UpdateItem") == 4 + 4, "blocks 0-3 (lines 0-255), then their tallies"
-    assert proxy.count("TransactWriteItems") == 0
-    assert await ledger.counts(R) == {"SUCCESS": 200}
+    assert proxy.count("PutItem") == 3, "block 2 at the flush"
+    assert proxy.count("UpdateItem") == proxy.count("TransactWriteItems") == 0
+    assert await ledger.counts(R) == {"SUCCESS": 599}
 
 
 async def test_calls_in_flight_are_bounded(dynamo: Ledgers) -> None:
@@ -244,24 +246,27 @@ async def test_history_counts_one_send_per_endpoint_per_run(dynamo: Ledgers) -> 
     assert await ledger.history(["ep-1"], campaign_id="camp-1", since=0) == {"ep-1": (1, 1)}
 
 
-async def test_a_late_tally_publish_cannot_undo_a_newer_one(dynamo: Ledgers) -> None:
-    """Two writers of one block publish its counts in the wrong order: the older
-    snapshot (a lower block version) loses."""
+async def test_a_writer_with_a_stale_block_merges_what_others_wrote(dynamo: Ledgers) -> None:
+    """Each block write is conditioned on the version it read: a writer whose idea of a
+    block is stale fails that condition, reads the block and merges into it."""
     a, b = dynamo.new(), dynamo.new()
     await a.start_run(run_info(R))
     await a.record(R, [out(n, "SUCCESS") for n in range(1, 11)])
-    await a.flush()
+    await a.flush()  # a knows block 0 at version 1
+    await b.record(R, [out(n, "FILTERED") for n in range(11, 21)])
+    await b.flush()  # b meets a's block, merges: version 2
+    await a.record(R, [out(n, "THROTTLED") for n in range(21, 31)] + [out(5, "FILTERED")])
+    await a.flush()  # a's version 1 is stale: merge again (line 5 stays SUCCESS)
     clients = AwsClients(REGION)
     try:
         client = await clients.client("dynamodb")
-        key = {"pk": {"S": f"O#{R}#00"}, "sk": {"S": "0000000000"}}
-        first = (await client.get_item(TableName=dynamo.table, Key=key, ConsistentRead=True))[
-            "Item"
-        ]
+        key = {"pk": {"S": f"B#{R}#00"}, "sk": {"S": "0000000000"}}
+        item = (await client.get_item(TableName=dynamo.table, Key=key, ConsistentRead=True))["Item"]
     finally:
         await clients.aclose()
-    assert first["v"] == {"N": "1"}
-    await b.record(R, [out(n, "FILTERED") for n in range(11, 21)])
-    await b.flush()
-    await a._publish(R, 0, first)  # a's publish of version 1, arriving late
-    assert await dynamo.new().counts(R) == {"SUCCESS": 10, "FILTERED": 10}
+    assert item["v"] == {"N": "3"}
+    stored = {o.line: o.status.value for o in await all_outcomes(dynamo.new(), R)}
+    assert stored == {**dict.fromkeys(range(1, 11), "SUCCESS"),
+                      **dict.fromkeys(range(11, 21), "FILTERED"),
+                      **dict.fromkeys(range(21, 31), "THROTTLED")}  # fmt: skip
+    assert await dynamo.new().counts(R) == {"SUCCESS": 10, "FILTERED": 10, "THROTTLED": 10}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from dispatcher.worker import Worker
+    from dispatcher.fleet.worker import Worker
 
 
 def render(worker: Worker) -> str:
