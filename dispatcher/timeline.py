@@ -26,60 +26,22 @@ from typing import Any
 import orjson
 
 from dispatcher.errors import ConfigError, StorageError
+from dispatcher.latency import (
+    BUCKETS,
+    EMPTY_HISTOGRAM,
+    MIN_LATENCY,
+    OFFSET,
+    PER_OCTAVE,
+    merge,
+    new_histogram,
+)
 from dispatcher.outcomes import now_iso
 
 TIMELINE_FILE = "timeline.json"
 FORMAT_VERSION = 1
 
-PER_OCTAVE = 8
-"""Latency buckets per doubling: bucket edges are 2**(1/8) = 9 % apart."""
-_OFFSET = 14 * PER_OCTAVE
-"""Bucket 0 ends at 2**-14 s (61 µs): a faster answer is not worth telling apart."""
-BUCKETS = _OFFSET + 12 * PER_OCTAVE
-"""The last bucket starts at 2**12 s (68 minutes), far beyond any hook deadline."""
-_MIN_LATENCY = 2.0 ** (1 / PER_OCTAVE - 14)
-_EMPTY_HISTOGRAM = bytes(4 * BUCKETS)  # an array("I") of BUCKETS zeros, made in C
 _GROW = 64  # seconds added at a time when a series outgrows its list
 _log2 = math.log2  # a global lookup, not a module attribute, in the hot path
-
-
-def bucket_of(latency: float) -> int:
-    """The histogram bucket of a latency in seconds."""
-    if latency < _MIN_LATENCY:
-        return 0
-    # + _OFFSET before int(): the sum is positive here, so truncation is floor.
-    return min(int(math.log2(latency) * PER_OCTAVE + _OFFSET), BUCKETS - 1)
-
-
-def bucket_bounds(bucket: int) -> tuple[float, float]:
-    """The latencies (seconds) a bucket holds: [low, high); bucket 0 starts at 0."""
-    low = 0.0 if bucket == 0 else 2.0 ** ((bucket - _OFFSET) / PER_OCTAVE)
-    return low, 2.0 ** ((bucket + 1 - _OFFSET) / PER_OCTAVE)
-
-
-def bucket_value(bucket: int) -> float:
-    """The latency a bucket stands for: its geometric middle."""
-    return float(2.0 ** ((bucket + 0.5 - _OFFSET) / PER_OCTAVE))
-
-
-def new_histogram() -> array[int]:
-    """An empty latency histogram: calls per bucket, ``BUCKETS`` long."""
-    return array("I", _EMPTY_HISTOGRAM)
-
-
-def percentile(histogram: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile (0 < q <= 1, nearest rank) of a histogram (calls per bucket);
-    None when it is empty. It lies in the bucket of the exact quantile of the samples."""
-    total = sum(histogram)
-    if total == 0:
-        return None
-    rank = max(1, math.ceil(q * total))
-    seen = 0
-    for bucket, n in enumerate(histogram):
-        seen += n
-        if seen >= rank:
-            return bucket_value(bucket)
-    raise AssertionError("unreachable: the ranks add up to the total")
 
 
 class Timeline:
@@ -154,10 +116,10 @@ class Timeline:
         if second >= len(row):
             _grow(row, second)
         row[second] += 1
-        if latency < _MIN_LATENCY:
+        if latency < MIN_LATENCY:
             bucket = 0
         else:
-            bucket = int(_log2(latency) * PER_OCTAVE + _OFFSET)
+            bucket = int(_log2(latency) * PER_OCTAVE + OFFSET)
             if bucket >= BUCKETS:
                 bucket = BUCKETS - 1
         seconds = self._latency
@@ -165,7 +127,7 @@ class Timeline:
             seconds.extend([None] * max(second + 1 - len(seconds), len(seconds), _GROW))
         histogram = seconds[second]
         if histogram is None:  # the first call of this second: one allocation per second
-            histogram = seconds[second] = array("I", _EMPTY_HISTOGRAM)
+            histogram = seconds[second] = array("I", EMPTY_HISTOGRAM)
         histogram[bucket] += 1
 
     def throttled(self, n: int = 1) -> None:
@@ -316,7 +278,7 @@ class Timeline:
             "HookCalls": _runs(self._hook_ok),
             "HookFailures": _runs(self._hook_failed),
             "Throttled": _runs(self._throttled),
-            "HookLatency": {"PerOctave": PER_OCTAVE, "Offset": _OFFSET, "Seconds": histograms},
+            "HookLatency": {"PerOctave": PER_OCTAVE, "Offset": OFFSET, "Seconds": histograms},
         }
 
     @classmethod
@@ -326,7 +288,7 @@ class Timeline:
             if data.get("Version") != FORMAT_VERSION:
                 raise ValueError(f"version {data.get('Version')!r}, not {FORMAT_VERSION}")
             latency = data["HookLatency"]
-            if (latency["PerOctave"], latency["Offset"]) != (PER_OCTAVE, _OFFSET):
+            if (latency["PerOctave"], latency["Offset"]) != (PER_OCTAVE, OFFSET):
                 raise ValueError("other latency buckets")
             timeline = cls(0.0, clock=lambda: 0.0, ceiling=data.get("Ceiling"),
                            started_at=str(data["StartedAt"]), run_id=data.get("RunId"))  # fmt: skip
@@ -380,16 +342,6 @@ class Timeline:
         totals = self.totals()
         return (f"Timeline(seconds={self.seconds}, sent={totals['sent']}, "
                 f"hook_calls={totals['hook_calls']}, throttled={totals['throttled']})")  # fmt: skip
-
-
-def merge(histograms: Iterable[Sequence[int]]) -> array[int]:
-    """The sum of latency histograms."""
-    total = new_histogram()
-    for histogram in histograms:
-        for bucket, n in enumerate(histogram):
-            if n:
-                total[bucket] += n
-    return total
 
 
 def _add_row(row: list[int], other: Sequence[int]) -> None:

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.latency import merge, percentile
 from dispatcher.model import FAILURE_STATUSES
-from dispatcher.timeline import Timeline, merge, percentile
+from dispatcher.timeline import Timeline
 
 MAX_POINTS = 600
 _DECIMALS = re.compile(r"(\.\d)\d+")

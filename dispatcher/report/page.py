@@ -9,11 +9,11 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from dispatcher.latency import percentile
 from dispatcher.report.charts import Chart, charts
 from dispatcher.report.data import FAILURES, ReportData
 from dispatcher.report.stats import Reason
 from dispatcher.report.style import CSS
-from dispatcher.timeline import percentile
 
 REPORT_FILE = "report.html"
 TOP_REASONS = 10

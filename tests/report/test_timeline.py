@@ -13,16 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher.errors import ConfigError
-from dispatcher.timeline import (
+from dispatcher.latency import (
     BUCKETS,
     PER_OCTAVE,
-    Timeline,
     bucket_bounds,
     bucket_of,
     merge,
     new_histogram,
     percentile,
 )
+from dispatcher.timeline import Timeline
 from tests.report.synth import FakeClock, synthetic_timeline
 
 ONE_BUCKET = 2 ** (1 / PER_OCTAVE)  # the ratio between a bucket's edges
