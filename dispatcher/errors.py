@@ -187,3 +187,29 @@ class StorageError(DispatchError):
 
 class LedgerError(StorageError):
     """The run ledger cannot be opened, or it does not match the run."""
+
+
+class DynamoLedgerError(LedgerError):
+    """A DynamoDB call of the fleet ledger failed for good; ``code`` is the AWS error
+    code, when there is one."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, operation: str | None = None
+    ) -> None:
+        self.code = code
+        self.operation = operation
+        super().__init__(message)
+
+
+class S3OutputError(DispatchError):
+    """Writing an output to S3 failed for good; ``code`` is the S3 error code."""
+
+    def __init__(self, message: str, *, code: str | None = None, url: str | None = None) -> None:
+        self.code = code
+        self.url = url
+        super().__init__(message)
+
+
+class LeaseError(DispatchError):
+    """A send-rate lease store could not be read or written (a member then stops at its
+    lease's end)."""

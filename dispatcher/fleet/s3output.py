@@ -14,19 +14,11 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from dispatcher.aws import AwsClients
-from dispatcher.errors import ConfigError, DispatchError
+from dispatcher.errors import ConfigError, S3OutputError
 from dispatcher.segments.s3 import S3_ERRORS, describe_s3_error, error_code, parse_s3_url, retrying
 
 __all__ = ["S3OutputError", "put_json_lines", "shard_part_url"]
 
-
-class S3OutputError(DispatchError):
-    """Writing an output to S3 failed for good; ``code`` is the S3 error code."""
-
-    def __init__(self, message: str, *, code: str | None = None, url: str | None = None) -> None:
-        self.code = code
-        self.url = url
-        super().__init__(message)
 
 
 def shard_part_url(prefix: str, kind: str, index: int, ext: str = "jsonl") -> str:

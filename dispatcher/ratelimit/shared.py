@@ -46,16 +46,12 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup
 
-from dispatcher.errors import DispatchError
+from dispatcher.errors import LeaseError
 from dispatcher.ratelimit.local import RateLimiter
 
 __all__ = ["Lease", "LeaseError", "LeaseStore", "SharedCeilings", "fair_shares", "plan"]
 
 log = logging.getLogger("dispatcher.ratelimit")
-
-
-class LeaseError(DispatchError):
-    """The lease store could not be read or written (a member then stops at its lease's end)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ shows per shard) and ``create_table``. The modules behind it, one concern each:
 retries, error mapping).
 """
 
-from dispatcher.ledger.dynamodb._table import DynamoLedgerError
+from dispatcher.errors import DynamoLedgerError
 from dispatcher.ledger.dynamodb.ledger import DynamoLedger, create_table_sync
 
 __all__ = ["DynamoLedger", "DynamoLedgerError", "create_table_sync"]

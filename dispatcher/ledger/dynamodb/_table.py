@@ -18,24 +18,13 @@ from typing import Any, TypeVar
 import anyio
 
 from dispatcher.aws import AwsClients
-from dispatcher.errors import LedgerError
+from dispatcher.errors import DynamoLedgerError, LedgerError
 from dispatcher.ledger.dynamodb._items import Item
 
 T = TypeVar("T")
 
 BATCH_WRITE_ITEMS = 25
 BATCH_GET_KEYS = 100
-
-
-class DynamoLedgerError(LedgerError):
-    """A DynamoDB call failed for good; ``code`` is the AWS error code, when there is one."""
-
-    def __init__(
-        self, message: str, *, code: str | None = None, operation: str | None = None
-    ) -> None:
-        self.code = code
-        self.operation = operation
-        super().__init__(message)
 
 
 class ConditionFailed(Exception):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from dispatcher.errors import DynamoLedgerError
 from dispatcher.ledger.base import Claim, SendClaim
 from dispatcher.ledger.dynamodb._items import (
     CLAIM_PARTITIONS,
@@ -25,7 +26,7 @@ from dispatcher.ledger.dynamodb._items import (
     s,
     str_of,
 )
-from dispatcher.ledger.dynamodb._table import ConditionFailed, DynamoLedgerError, Table
+from dispatcher.ledger.dynamodb._table import ConditionFailed, Table
 
 Succeeded = Callable[[str, Iterable[int]], Awaitable[set[int]]]
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from dispatcher.errors import DynamoLedgerError
 from dispatcher.ledger.base import LineSet
 from dispatcher.ledger.dynamodb._items import (
     BLOCK_LINES,
@@ -46,7 +47,7 @@ from dispatcher.ledger.dynamodb._items import (
     s,
     sort_number,
 )
-from dispatcher.ledger.dynamodb._table import ConditionFailed, Cursor, DynamoLedgerError, Table
+from dispatcher.ledger.dynamodb._table import ConditionFailed, Cursor, Table
 from dispatcher.model import Outcome, Status
 
 FLUSH_OUTCOMES = 8192

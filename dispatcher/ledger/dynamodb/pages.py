@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.lowlevel
 
+from dispatcher.errors import DynamoLedgerError
 from dispatcher.ledger.base import Claim
 from dispatcher.ledger.dynamodb._items import (
     PAGE_LINES,
@@ -42,7 +43,7 @@ from dispatcher.ledger.dynamodb._items import (
     n,
     page_key,
 )
-from dispatcher.ledger.dynamodb._table import ConditionFailed, DynamoLedgerError, Table
+from dispatcher.ledger.dynamodb._table import ConditionFailed, Table
 
 TOKENS = 16
 """Write tokens a page keeps: enough to recognise one's own write after a lost answer."""
