@@ -36,6 +36,7 @@ from botocore.exceptions import (
     CredentialRetrievalError,
     EndpointConnectionError,
     HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
     ParamValidationError,
     PartialCredentialsError,
@@ -131,7 +132,7 @@ def classify(exc: BaseException) -> AwsFault | None:
         return AwsFault("transient", "ConnectionClosed", str(exc))
     if isinstance(exc, EndpointConnectionError):  # refused, reset, DNS, connect time-out
         return AwsFault("transient", name, str(exc))
-    if isinstance(exc, ResponseStreamingError):
+    if isinstance(exc, ResponseStreamingError | IncompleteReadError):  # a body cut short
         return AwsFault("unknown_outcome", name, str(exc))
     if isinstance(exc, aiohttp.ClientConnectorError):
         return AwsFault("transient", name, str(exc))

@@ -4,10 +4,17 @@
 backoff (or the service's ``Retry-After``) when ``classify`` says another attempt is
 safe and may succeed; the last failure is re-raised as it was, for the caller to map to
 its own error. botocore's own retries are off (``AwsClients``), so attempts are exact.
+
+Calls that are not safe to repeat keep their own loops, because what may be retried
+depends on more than the error: a hook invocation (``dispatcher.hooks.invoke``: a throttle
+is not an attempt; the 15 s deadline spans all attempts) and a provider send
+(``dispatcher.delivery``: retried only when the provider surely did not send, under the
+ledger's claim). Every loop waits ``backoff_delay``.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -22,9 +29,18 @@ from tenacity import (
 
 from dispatcher.aws.errors import classify
 
-__all__ = ["call", "retrying"]
+__all__ = ["backoff_delay", "call", "retrying"]
 
 T = TypeVar("T")
+
+
+def backoff_delay(n: int, *, base: float, cap: float, retry_after: float | None = None) -> float:
+    """The wait before retry ``n`` (1-based): the service's Retry-After when it gave one
+    (capped), else full jitter over ``base * 2**(n-1)`` capped at ``cap``, so that the
+    retries of many callers spread out instead of arriving together."""
+    if retry_after is not None:
+        return max(0.0, min(retry_after, cap))
+    return random.uniform(0.0, min(cap, base * 2 ** (n - 1)))
 
 
 class _Wait:

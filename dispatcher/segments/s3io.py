@@ -14,20 +14,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 import anyio
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    IncompleteReadError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from botocore.exceptions import BotoCoreError, ClientError, IncompleteReadError
 
+from dispatcher.aws.errors import classify
+from dispatcher.aws.retry import backoff_delay, call
 from dispatcher.errors import SegmentError
 from dispatcher.segments.streams import BLOCK_SIZE
 
@@ -42,18 +32,6 @@ RESUME_PROGRESS = 1 << 20
 (so a connection that always breaks after a few bytes cannot loop for ever)."""
 RETRY_DELAY = 0.2
 """First back-off in seconds between attempts; doubles after each failure."""
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    BotoConnectionError,  # connect errors and time-outs
-    HTTPClientError,  # read time-outs, connection closed, body stream errors
-    IncompleteReadError,  # the body ended before its Content-Length
-    aiohttp.ClientPayloadError,
-    TimeoutError,
-)
-TRANSIENT_CODES = frozenset(
-    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
-     "ThrottlingException"}
-)  # fmt: skip
 
 _REASONS = {
     "NoSuchBucket": "the bucket does not exist",
@@ -92,16 +70,15 @@ def describe_s3_error(url: str, exc: BaseException) -> str:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether another attempt may succeed: network trouble, throttling, 5xx."""
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return status >= 500 or error_code(exc) in TRANSIENT_CODES
-    return isinstance(exc, TRANSIENT_ERRORS)
+    """Whether another attempt may succeed: network trouble, throttling, 5xx, a body cut
+    short (S3 reads are safe to repeat, so an unknown outcome is retried too)."""
+    fault = classify(exc)
+    return fault is not None and fault.retryable(idempotent=True)
 
 
 async def backoff(failures: int) -> None:
     """Sleep before attempt ``failures + 1``."""
-    await anyio.sleep(RETRY_DELAY * 2 ** (failures - 1))
+    await anyio.sleep(backoff_delay(failures, base=RETRY_DELAY, cap=5.0))
 
 
 S3_ERRORS: tuple[type[BaseException], ...] = (
@@ -114,17 +91,9 @@ S3_ERRORS: tuple[type[BaseException], ...] = (
 
 
 async def retrying(operation: Callable[..., Awaitable[T]], /, **kwargs: Any) -> T:
-    """``await operation(**kwargs)``, transient errors retried with jittered backoff
-    (``STREAM_ATTEMPTS`` attempts in all); the last error is re-raised as it is."""
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(is_transient),
-        stop=stop_after_attempt(STREAM_ATTEMPTS),
-        wait=wait_random_exponential(multiplier=RETRY_DELAY, max=5.0),
-        reraise=True,
-    ):
-        with attempt:
-            return await operation(**kwargs)
-    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+    """``await operation(**kwargs)`` under the AWS retry policy (``STREAM_ATTEMPTS``
+    attempts in all); the last error is re-raised as it is."""
+    return await call(operation, attempts=STREAM_ATTEMPTS, base=RETRY_DELAY, **kwargs)
 
 
 # -- objects -----------------------------------------------------------------------------

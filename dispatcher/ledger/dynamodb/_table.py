@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio
 
 from dispatcher.aws import AwsClients
+from dispatcher.aws.retry import backoff_delay, retrying
 from dispatcher.errors import DynamoLedgerError, LedgerError
 from dispatcher.ledger.dynamodb._items import Item
 
@@ -86,7 +87,6 @@ class Table:
     async def call(self, operation: str, **request: Any) -> dict[str, Any]:
         """One DynamoDB call (``TableName`` added), with retries; errors mapped."""
         from dispatcher.aws import classify
-        from dispatcher.aws.retry import retrying
 
         method = getattr(await self.client(), operation)
         if operation not in ("batch_get_item", "batch_write_item"):
@@ -112,7 +112,8 @@ class Table:
                 ) from exc  # fmt: skip
             hint = ""
             if fault.code == "ResourceNotFoundException":
-                hint = " (create it with DynamoLedger.create_table() or see the README)"
+                # The public set-up step, not an internal function.
+                hint = f" (create it with: dispatcher ledger create-table {self.name})"
             raise DynamoLedgerError(
                 f"DynamoDB {name} on {self.name!r}: {fault}{hint}",
                 code=fault.code if fault.response is not None else None, operation=name,
@@ -182,7 +183,7 @@ class Table:
             pending = answer.get("UnprocessedKeys") or {}
             if not pending:
                 return found
-            await anyio.sleep(_backoff(round_, self.max_backoff))
+            await anyio.sleep(backoff_delay(round_ + 1, base=0.05, cap=self.max_backoff))
         raise DynamoLedgerError("BatchGetItem left keys unprocessed; gave up",
                                 code="UnprocessedKeys", operation="BatchGetItem")  # fmt: skip
 
@@ -201,7 +202,7 @@ class Table:
             pending = answer.get("UnprocessedItems") or {}
             if not pending:
                 return
-            await anyio.sleep(_backoff(round_, self.max_backoff))
+            await anyio.sleep(backoff_delay(round_ + 1, base=0.05, cap=self.max_backoff))
         raise DynamoLedgerError("BatchWriteItem left items unprocessed; gave up",
                                 code="UnprocessedItems", operation="BatchWriteItem")  # fmt: skip
 
@@ -254,12 +255,6 @@ class Table:
                 operation="DescribeTable",
             )
         return str(table.get("TableStatus", "ACTIVE"))
-
-
-def _backoff(round_: int, max_backoff: float) -> float:
-    import random
-
-    return random.uniform(0, min(max_backoff, 0.05 * 2**round_))
 
 
 class Cursor:
