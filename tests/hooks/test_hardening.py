@@ -20,6 +20,7 @@ from dispatcher.hooks.webhook import WebhookTransport
 from tests.conftest import endpoint, make_settings, read_jsonl, write_jsonl
 from tests.hooks.lambda_api_server import InvokeApi
 from tests.hooks.webhook_server import WebhookReceiver
+from tests.servers.moto import MotoServer
 
 pytestmark = pytest.mark.anyio
 
@@ -256,7 +257,7 @@ SECRET_LINE
 
 def test_submit_refuses_an_inline_secret(tmp_path: Path) -> None:
     from dispatcher.config import load_settings
-    from dispatcher.submit import refuse_inline_secrets
+    from dispatcher.fleet.submit import refuse_inline_secrets
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(WEBHOOK_CONFIG.replace("URL", "https://hooks.example.com/x")
@@ -272,35 +273,33 @@ def test_submit_refuses_an_inline_secret(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("source", ["secret_id", "secret_parameter"])
 async def test_webhook_secrets_from_secrets_manager_and_ssm(
-    tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, source: str, monkeypatch: pytest.MonkeyPatch, moto: MotoServer
 ) -> None:
     import boto3
 
     from dispatcher.config import load_settings
-    from tests.servers.moto import MotoServer
 
-    with MotoServer() as moto:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        kw: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": moto.url}
-        if source == "secret_id":
-            boto3.client("secretsmanager", **kw).create_secret(Name="hook-secret",
-                                                               SecretString=SECRET)  # fmt: skip
-            line = 'secret_id = "hook-secret"'
-        else:
-            boto3.client("ssm", **kw).put_parameter(Name="/hooks/secret", Value=SECRET,
-                                                    Type="SecureString")  # fmt: skip
-            line = 'secret_parameter = "/hooks/secret"'
-        receiver = WebhookReceiver(SECRET)
-        await receiver.start()
-        try:
-            write_jsonl(tmp_path / "seg.jsonl", [endpoint(1)])
-            cfg = tmp_path / "c.toml"
-            cfg.write_text(WEBHOOK_CONFIG.replace("URL", f"{receiver.url}/hook")
-                           .replace("SECRET_LINE", line))  # fmt: skip
-            summary = await dispatch(load_settings(cfg), out_dir=tmp_path / "o", progress=False)
-        finally:
-            await receiver.stop()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    kw: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": moto.url}
+    if source == "secret_id":
+        boto3.client("secretsmanager", **kw).create_secret(Name="hook-secret",
+                                                           SecretString=SECRET)  # fmt: skip
+        line = 'secret_id = "hook-secret"'
+    else:
+        boto3.client("ssm", **kw).put_parameter(Name="/hooks/secret", Value=SECRET,
+                                                Type="SecureString")  # fmt: skip
+        line = 'secret_parameter = "/hooks/secret"'
+    receiver = WebhookReceiver(SECRET)
+    await receiver.start()
+    try:
+        write_jsonl(tmp_path / "seg.jsonl", [endpoint(1)])
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(WEBHOOK_CONFIG.replace("URL", f"{receiver.url}/hook")
+                       .replace("SECRET_LINE", line))  # fmt: skip
+        summary = await dispatch(load_settings(cfg), out_dir=tmp_path / "o", progress=False)
+    finally:
+        await receiver.stop()
     assert summary.by_status == {"SUCCESS": 1}
     assert [r.signature_ok for r in receiver.requests] == [True]
     written = "".join(p.read_text() for p in (tmp_path / "o").iterdir() if p.suffix in
