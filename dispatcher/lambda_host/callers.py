@@ -10,7 +10,9 @@ from any site, open in a browser on the same machine, can send requests to
   botocore/aiobotocore or the dispatcher's own Lambda transport never send them.
 - DNS rebinding: the page's own host name is made to resolve to 127.0.0.1, so the
   browser treats the host as same-origin; its ``Host`` header is still that name, and
-  only loopback names and addresses are accepted.
+  only loopback names and addresses are accepted (``dispatcher.net.is_loopback``, the
+  one rule for the whole project; ``*.localhost`` is among them: RFC 6761 reserves it
+  for loopback and browsers resolve it so without asking DNS, so no page can rebind it).
 
 ``--host`` with another address is the operator's choice to serve other machines: that
 address is accepted too (as an IP literal or the name given), and for a wildcard bind
@@ -23,8 +25,9 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 
+from dispatcher.net import is_loopback
+
 _BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site")
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -32,15 +35,6 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (brackets allowed, no port)."""
-    host = host.strip("[]").lower()
-    if host in _LOOPBACK_NAMES:
-        return True
-    address = _ip(host)
-    return address is not None and address.is_loopback
 
 
 def host_name(header: str) -> str | None:
@@ -85,4 +79,4 @@ class CallerCheck:
                 "refuses it (DNS rebinding)")
 
 
-__all__ = ["CallerCheck", "host_name", "is_loopback"]
+__all__ = ["CallerCheck", "host_name"]

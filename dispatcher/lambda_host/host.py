@@ -31,7 +31,6 @@ from aiohttp import web
 
 from dispatcher.aws.partitions import partition_for_region
 from dispatcher.errors import ConfigError
-from dispatcher.lambda_host.callers import is_loopback
 from dispatcher.lambda_host.function import FunctionPool, FunctionStats
 from dispatcher.lambda_host.invoke_api import (
     DEFAULT_MAX_QUEUED_EVENT_BYTES,
@@ -41,6 +40,7 @@ from dispatcher.lambda_host.invoke_api import (
 from dispatcher.lambda_host.runtime_api import RuntimeApi
 from dispatcher.lambda_host.spec import FunctionSpec
 from dispatcher.lambda_host.worker import NODE_RUNTIME, WorkerConfig
+from dispatcher.net import is_loopback
 
 log = logging.getLogger("dispatcher.lambda_host")
 
