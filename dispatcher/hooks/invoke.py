@@ -31,6 +31,7 @@ from typing import Any
 
 import anyio
 
+from dispatcher.config.model import DispatchOptions
 from dispatcher.errors import HookAttemptError, HookError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD, HookTransport
 from dispatcher.hooks.concurrency import Call, HookConcurrency
@@ -45,13 +46,17 @@ MIN_ATTEMPT = 0.05
 _OK, _FAILED, _THROTTLED, _SLOW_DOWN = "ok", "failed", "throttled", "slow down"
 
 
+_PINPOINT = DispatchOptions()
+
+
 @dataclass(frozen=True, slots=True)
 class InvokePolicy:
     """How long and how often one chunk's hook may be tried."""
 
-    deadline: float = 15.0
-    attempts: int = 3
-    attempt_timeout: float = 10.0
+    # Pinpoint's 15 s / 3 attempts, stated once: in the config's defaults.
+    deadline: float = _PINPOINT.hook_deadline
+    attempts: int = _PINPOINT.hook_attempts
+    attempt_timeout: float = _PINPOINT.hook_attempt_timeout
     backoff_base: float = 0.2
     backoff_max: float = 2.0
     throttle_patience: float = 300.0
