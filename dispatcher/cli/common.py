@@ -71,13 +71,17 @@ def log_level_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def setup_logging(level: str | None) -> None:
-    """Log records of the dispatcher's loggers on stderr, timestamped, from ``level``."""
+    """Log records of the dispatcher's loggers on stderr, timestamped, from ``level``.
+
+    Only the ``dispatcher`` loggers take ``level``: the libraries' (botocore, aiohttp)
+    stay at warning, so ``--log-level debug`` shows the run, not every HTTP header."""
     import logging
 
     logging.basicConfig(
-        level=getattr(logging, (level or "warning").upper()),
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )  # fmt: skip
+    logging.getLogger("dispatcher").setLevel(getattr(logging, (level or "warning").upper()))
 
 
 def aws_flags(parser: argparse.ArgumentParser, *, region: str) -> None:

@@ -235,7 +235,7 @@ class _Invocation:
             raise HookAttemptError(
                 f"the event loop was blocked for {held:.1f} s, past the {budget:.1f} s attempt "
                 f"time-out (an async def hook must not block: use a def hook for blocking "
-                f'work, or isolation = "process")',
+                f"work, or serve it with dispatcher lambda serve)",
                 retryable=False,
                 function=transport.name,
             )

@@ -9,6 +9,7 @@ import orjson
 
 from dispatcher.errors import HookAttemptError, HookResultError
 from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
+from dispatcher.hooks.tracebacks import remote_traceback
 
 _REASON_LIMIT = 500
 
@@ -72,9 +73,11 @@ def function_failed(function: str, kind: str, body: bytes) -> HookAttemptError:
         detail = body[:300].decode("utf-8", "replace")
     else:
         detail = "(no error payload)"
-    return HookAttemptError(
+    error = HookAttemptError(
         clip(f"function error ({kind}): {detail}"), retryable=True, function=function
     )
+    error.__cause__ = remote_traceback(doc)  # logged at debug level, once per distinct error
+    return error
 
 
 def decode_result(function: str, body: bytes) -> Any:

@@ -8,9 +8,9 @@ the thread is a daemon it never keeps the process alive once the run is over.
 
 An ``async def`` handler runs on the event loop itself: it must not block (use a plain
 ``def`` for blocking work). One that does is caught by the invoke policy, which fails
-an attempt that returns after its time-out (see ``dispatcher.hooks.invoke``); for hooks
-that cannot be trusted, ``[functions.NAME] isolation = "process"`` runs them in worker
-processes that are killed at the deadline.
+an attempt that returns after its time-out (see ``dispatcher.hooks.invoke``); a hook
+that cannot be trusted belongs on the local Lambda host (``dispatcher lambda serve``),
+whose worker processes are killed at the deadline.
 """
 
 from __future__ import annotations

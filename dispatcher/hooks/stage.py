@@ -21,6 +21,7 @@ from dispatcher.hooks.base import MAX_SYNC_PAYLOAD
 from dispatcher.hooks.concurrency import HookConcurrency
 from dispatcher.hooks.invoke import invoke_with_policy
 from dispatcher.hooks.result import filter_result
+from dispatcher.hooks.tracebacks import log_hook_failure
 from dispatcher.model import Definition, Outcome, Record, Status
 from dispatcher.stages import EXPIRED_REASON, SendBatch, Stages
 
@@ -139,6 +140,7 @@ async def _hook_event(
                     [Outcome.of(r, Status.EXPIRED, EXPIRED_REASON) for r in records.values()]
                 )
                 return
+        log_hook_failure(transport, transport.name, exc)
         reason = f"hook {transport.name}: {exc.reason}"
         await s.record([Outcome.of(r, Status.HOOK_FAILURE, reason) for r in records.values()])
         return

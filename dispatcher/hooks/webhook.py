@@ -41,6 +41,7 @@ import yarl
 from dispatcher.aws.errors import retry_after as parse_retry_after
 from dispatcher.errors import ConfigError, HookAttemptError, HookResultError
 from dispatcher.hooks.base import read_capped
+from dispatcher.hooks.tracebacks import RemoteTraceback
 from dispatcher.net import is_loopback
 
 __all__ = [
@@ -349,13 +350,15 @@ class WebhookTransport:
             )
         retryable = status in (408, 429) or status >= 500
         reason = f"webhook answered HTTP {status}" + (f": {snippet}" if snippet else "")
+        # The whole body read (1 KiB) is logged at debug level, once per distinct error.
+        body_text = RemoteTraceback(body.decode("utf-8", "replace")) if snippet else None
         raise HookAttemptError(
             _clip(reason),
             retryable=retryable,
             retry_after=parse_retry_after(retry_after) if retryable else None,
             function=self.name,
             throttled=status == 429,
-        )
+        ) from body_text
 
     def _decode(self, status: int, body: bytes) -> Any:
         if not body.strip():

@@ -178,6 +178,11 @@ class _Worker:
         # The worker imports this very package, wherever the coordinator found it.
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # --log-level reaches the workers too (a hook's traceback is logged where it ran).
+        level = str(logging.getLevelName(logging.getLogger("dispatcher").getEffectiveLevel()))
+        level = level.lower()
+        if logging.getLogger().handlers and level in ("debug", "info", "warning", "error"):
+            env["DISPATCHER_LOG_LEVEL"] = level
         process = subprocess.Popen(
             [sys.executable, "-m", "dispatcher.processes", *map(str, fds)],
             pass_fds=(*fds, *locks), env=env, stdin=subprocess.DEVNULL,
