@@ -63,8 +63,8 @@ send_concurrency = 4
 def main() -> None:
     import boto3
 
-    from tests.servers import ServerProcess
-    from tests.servers.moto import MotoServer
+    from dispatcher.testing import ServerProcess
+    from dispatcher.testing.moto import MotoServer
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--endpoints", type=int, default=800)

@@ -35,9 +35,9 @@ async def measure(
     endpoints: int, *, roots: dict[str, Path], channels: tuple[str, ...] = ("sms", "outbox")
 ) -> dict[str, Any]:
     """{label: {channel: result}} for each source tree in ``roots``, one moto for all."""
+    from dispatcher.testing import ServerProcess
+    from dispatcher.testing.moto import MotoServer
     from tests.fleet.cost import fleet_write_units
-    from tests.servers import ServerProcess
-    from tests.servers.moto import MotoServer
 
     report: dict[str, Any] = {}
     with MotoServer() as moto, ServerProcess("sms") as sms, tempfile.TemporaryDirectory() as tmp:

@@ -265,6 +265,9 @@ def write_run_file(out: Path, run: RunInfo) -> None:
             "StartedAt": run.started_at}  # fmt: skip
     if run.extra.get("Occurrence"):
         data["Occurrence"] = run.extra["Occurrence"]
+    definition = run.extra.get("Definition")
+    if isinstance(definition, dict) and definition.get("Where"):
+        data["SegmentDefinition"] = definition["Where"]
     try:
         (out / RUN_FILE).write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:

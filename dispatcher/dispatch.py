@@ -46,6 +46,7 @@ from dispatcher.campaign.schedule import (
     Clock,
     SystemClock,
     WavePlan,
+    utc_iso,
 )
 from dispatcher.channels.base import Sender
 from dispatcher.channels.preview import PREVIEW_FILE, PreviewSender
@@ -55,6 +56,8 @@ from dispatcher.errors import ConfigError, RunInterrupted
 from dispatcher.fingerprint import campaign_document, segment_fingerprint
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
+from dispatcher.membership import EXTRA as DEFINITION_EXTRA
+from dispatcher.membership import RunDefinition, run_definition
 from dispatcher.model import FAILURE_STATUSES, Summary
 from dispatcher.occurrences import UNSCHEDULED, Timing, occurrence_to_send
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
@@ -62,6 +65,7 @@ from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
 from dispatcher.progress import Counters, show_progress
 from dispatcher.runlock import RunLock
 from dispatcher.segments import open_source
+from dispatcher.segments.definition import DefinedSource
 from dispatcher.stages import Stages
 from dispatcher.waves import send_in_waves
 
@@ -72,6 +76,7 @@ async def dispatch(
     settings: Settings,
     *,
     segment: str | None = None,
+    segment_definition: str | None = None,
     out_dir: str | Path = "out",
     run_id: str | None = None,
     resume: bool = False,
@@ -93,7 +98,9 @@ async def dispatch(
 ) -> Summary:
     """Run one campaign send and return its summary.
 
-    ``segment`` overrides ``[segment] source``. ``ledger`` is True for the SQLite ledger
+    ``segment`` overrides ``[segment] source``, ``segment_definition`` ``[segment]
+    definition`` (``dispatcher.membership``: records outside the segment get no outcome;
+    ``Summary.scanned`` counts every record read). ``ledger`` is True for the SQLite ledger
     (``[ledger] path``, default ``out_dir/ledger.sqlite``), a path for another SQLite
     file, or False for none (no resume, retry, caps or send-once check). ``resume``
     finishes run ``run_id``; ``retry`` re-dispatches its records whose latest status is
@@ -179,7 +186,8 @@ async def dispatch(
             preview = PreviewSender(preview_file, name=str(out / PREVIEW_FILE))
         return await _dispatch(
             settings, stack, attempt, out=out, book=book, prior=prior, segment=segment,
-            handlers=handlers, senders=senders, on_start=on_start, progress=progress,
+            segment_definition=segment_definition, handlers=handlers, senders=senders,
+            on_start=on_start, progress=progress,
             on_note=on_note, preview=preview, call_hook=dry_run != "no-hook",
             force_changed_input=force_changed_input, stop=stop, timing=timing, clock=clock,
             processes=1 if dry_run else processes, locks=lock.fds,
@@ -191,6 +199,7 @@ async def preview(
     *,
     limit: int = 5,
     segment: str | None = None,
+    segment_definition: str | None = None,
     hook: bool = True,
     handlers: Mapping[str, Handler] | None = None,
 ) -> list[dict[str, Any]]:
@@ -210,7 +219,8 @@ async def preview(
             try:
                 await _dispatch(
                     small, stack, attempt, out=Path(tmp), book=None, prior=None,
-                    segment=segment, handlers=handlers, senders=None, on_start=None,
+                    segment=segment, segment_definition=segment_definition,
+                    handlers=handlers, senders=None, on_start=None,
                     progress=False, preview=sender, call_hook=hook, force_changed_input=False,
                     stop=stop,
                 )  # fmt: skip
@@ -232,6 +242,7 @@ async def _dispatch(
     senders: Mapping[str, Sender] | None,
     on_start: Callable[[str], None] | None,
     progress: bool,
+    segment_definition: str | None = None,
     on_note: Callable[[str], None] | None = None,
     preview: PreviewSender | None,
     call_hook: bool,
@@ -259,6 +270,12 @@ async def _dispatch(
         raise ConfigError("a local-time campaign reads its segment once per wave: give a "
                           "file or an S3 location, not standard input", file=settings.file,
                           key="--segment" if segment else "segment.source")  # fmt: skip
+    # Read and checked before any endpoint is: a bad definition leaves nothing half done.
+    membership = await run_definition(settings, segment_definition, prior,
+                                      force_changed=force_changed_input)  # fmt: skip
+    # A resumed run keeps its start: Recency then decides membership as it first did.
+    # A new one starts by the run's clock (the system's, or a test's), as its schedule does.
+    started_at = prior.started_at if prior else utc_iso((clock or SystemClock()).now())
     d = settings.dispatch
     clients = AwsClients(
         settings.project.region,
@@ -271,6 +288,10 @@ async def _dispatch(
     except ConfigError as exc:
         key = "--segment" if segment else "segment.source"
         raise ConfigError(exc.message, file=settings.file, key=key) from None
+    if membership is not None:
+        source = membership.narrow(source, started_at)
+        for warning in membership.definition.warnings:
+            (on_note or logger.info)(warning)
     fingerprints: dict[str, Any] = {}
     if not attempt.dry_run:
         fingerprints = {
@@ -280,7 +301,6 @@ async def _dispatch(
         if prior is not None:
             check_inputs(prior, fingerprints["segment"], fingerprints["campaign"],
                           force_changed_input)  # fmt: skip
-    started_at = prior.started_at if prior else now_iso()
     ctx = await open_context(
         settings, stack, run_id=run_id, started_at=started_at, out=out, clients=clients,
         handlers=handlers, senders=senders, preview=preview, call_hook=call_hook,
@@ -296,7 +316,7 @@ async def _dispatch(
             campaign_id=settings.campaign.id,
             application_id=settings.project.application_id,
             started_at=started_at,
-            extra=prior.extra if prior is not None else timing.extra(),
+            extra=prior.extra if prior is not None else _new_extra(timing, membership),
             fingerprints=fingerprints,
         )
         write_run_file(out, run)
@@ -379,6 +399,9 @@ async def _dispatch(
     summary.finished_at = now_iso()
     summary.elapsed = counters.elapsed
     summary.read = counters.read
+    # Without a definition every record read is in the segment; with one, the source's
+    # own count (of the last pass: a local-time run reads its segment once per wave).
+    summary.scanned = source.scanned if isinstance(source, DefinedSource) else counters.read
     if not stages.complete:
         if ledger is not None:
             await mark_interrupted(ledger, run_id)
@@ -393,10 +416,19 @@ async def _dispatch(
     return summary
 
 
+def _new_extra(timing: Timing, membership: RunDefinition | None) -> dict[str, Any]:
+    """A new run's record extras: its occurrence, and the definition it applies."""
+    extra = timing.extra()
+    if membership is not None:
+        extra[DEFINITION_EXTRA] = membership.record()
+    return extra
+
+
 def run(
     settings: Settings,
     *,
     segment: str | None = None,
+    segment_definition: str | None = None,
     out_dir: str | Path = "out",
     run_id: str | None = None,
     resume: bool = False,
@@ -416,7 +448,8 @@ def run(
 ) -> Summary:
     """Synchronous ``dispatch()`` for batch jobs and scripts (same arguments)."""
     return anyio.run(lambda: dispatch(
-        settings, segment=segment, out_dir=out_dir, run_id=run_id, resume=resume, retry=retry,
+        settings, segment=segment, segment_definition=segment_definition, out_dir=out_dir,
+        run_id=run_id, resume=resume, retry=retry,
         ledger=ledger, handlers=handlers, senders=senders, on_start=on_start, on_note=on_note,
         progress=progress, dry_run=dry_run, send_again=send_again,
         force_changed_input=force_changed_input, now=now, ignore_pause=ignore_pause,

@@ -147,6 +147,9 @@ class Summary:
     """Seconds this attempt took (for the rate shown in the closing tally)."""
     occurrence: str | None = None
     """The scheduled occurrence this run sent (ISO 8601), when the campaign has a StartTime."""
+    scanned: int = 0
+    """Records read from the source, in the segment or not (``Total`` counts those in it,
+    with a segment definition; without one every record is, and the two are equal)."""
 
     @property
     def failures(self) -> int:
@@ -162,6 +165,7 @@ class Summary:
         data: dict[str, Any] = {
             "RunId": self.run_id,
             "Total": self.total,
+            "Scanned": self.scanned,
             "ByStatus": dict(sorted(self.by_status.items())),
             "Failures": self.failures,
             "TopFailures": [{"Status": st, "Reason": reason, "Count": n}

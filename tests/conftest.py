@@ -1,20 +1,40 @@
-"""Shared fixtures: config and segment builders for tests that run real pipelines."""
+"""Shared fixtures: config and segment builders for tests that run real pipelines, and
+the session's one moto server."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dispatcher.config import Settings, parse_settings
+from dispatcher.testing.moto import MotoServer
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """The one moto server of this test session (of each xdist worker).
+
+    Tests keep apart by unique names (a bucket, table or queue of their own); a test
+    that needs an empty account, or uses fixed names, takes ``moto`` instead.
+    """
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> MotoServer:
+    """The session's moto server, emptied for this test (``POST /moto-api/reset``)."""
+    moto_server.reset()
+    return moto_server
 
 
 def endpoint(i: int, channel: str = "SMS", **extra: Any) -> dict[str, Any]:

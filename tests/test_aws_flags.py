@@ -7,23 +7,15 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import pytest
 
 from dispatcher.cli.runs import _settings
+from dispatcher.testing.moto import MotoServer
 from tests.conftest import write_jsonl
-from tests.servers.moto import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 def aws_env(tmp_path: Path, moto: MotoServer) -> dict[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ from dispatcher.eventstream import (
     to_record,
 )
 from dispatcher.model import Outcome, Status
-from tests.servers._base import WireServer
-from tests.servers.moto import MotoServer
+from dispatcher.testing._base import WireServer
+from dispatcher.testing.moto import MotoServer
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -245,18 +245,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_FIREHOSE", "AWS_ENDPOINT_URL_KINESIS"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
-
-
-@pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
-    moto_server.reset()
-    return moto_server
 
 
 @pytest.fixture
@@ -533,12 +521,9 @@ async def test_oversized_records_are_lost_not_sent(
 
 
 @pytest.mark.anyio
-async def test_an_unreachable_destination_fails_open_with_our_error(clients: AwsClients) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
-    sink = fast_sink("kinesis", clients, f"http://127.0.0.1:{port}")
+async def test_an_unreachable_destination_fails_open_with_our_error(
+    clients: AwsClients, free_tcp_port: int
+) -> None:
+    sink = fast_sink("kinesis", clients, f"http://127.0.0.1:{free_tcp_port}")  # nobody there
     with pytest.raises(EventStreamError, match="cannot reach"):
         await sink.open()

@@ -21,8 +21,9 @@ from dispatcher import dispatch, load_settings
 from dispatcher.errors import ConfigError
 from dispatcher.model import Record
 from dispatcher.processes import partition_of, processes_arg
+from dispatcher.testing.moto import MotoServer
 from tests.conftest import endpoint, make_settings, read_jsonl, write_jsonl
-from tests.test_durability import CONFIG, check_invariants, run_id_of, start
+from tests.system.test_durability import CONFIG, check_invariants, run_id_of, start
 
 HOOK = """
 import time, zlib
@@ -195,8 +196,8 @@ def test_sigkill_of_the_coordinator_then_resume(tmp_path: Path) -> None:
 def test_messages_per_second_is_one_ceiling_across_the_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dispatcher.testing import ServerProcess
     from tests.channels.wire import busiest
-    from tests.servers import ServerProcess
 
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_EC2_METADATA_DISABLED": "true"}.items():  # fmt: skip
@@ -215,3 +216,47 @@ def test_messages_per_second_is_one_ceiling_across_the_processes(
     assert summary.by_status == {"SUCCESS": n}
     assert sum(count for _, count in arrivals) == n
     assert busiest(arrivals) <= rate
+
+
+def test_a_pipe_is_read_once_and_shared_out(tmp_path: Path) -> None:
+    """``--segment -`` with ``--processes 2``: the coordinator is the one reader of
+    stdin, and the outcomes are those of one process over the same file."""
+    n = 1200
+    cfg = setup(tmp_path, n)
+    one = anyio.run(lambda: dispatch(load_settings(cfg), out_dir=tmp_path / "one",
+                                     progress=False))  # fmt: skip
+    with (tmp_path / "seg.jsonl").open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "dispatcher", "run", str(cfg), "--segment", "-",
+             "--out", str(tmp_path / "two"), "--processes", "2"],
+            stdin=stdin, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["ByStatus"] == one.by_status
+    assert by_line(tmp_path / "two") == by_line(tmp_path / "one")
+
+
+@pytest.mark.anyio
+async def test_an_s3_segment_across_two_processes(
+    tmp_path: Path, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 object as the segment of a ``--processes 2`` run gives what one process
+    gives over the same records from a local file."""
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_server.url,
+                        "AWS_EC2_METADATA_DISABLED": "true"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    n = 1000
+    cfg = setup(tmp_path, n)
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_server.url)
+    s3.create_bucket(Bucket="processes-seg")
+    s3.put_object(Bucket="processes-seg", Key="export/seg.jsonl",
+                  Body=(tmp_path / "seg.jsonl").read_bytes())  # fmt: skip
+    settings = load_settings(cfg)
+    one = await dispatch(settings, out_dir=tmp_path / "one", progress=False)
+    two = await dispatch(settings, segment="s3://processes-seg/export/seg.jsonl",
+                         out_dir=tmp_path / "two", progress=False, processes=2)  # fmt: skip
+    assert two.by_status == one.by_status
+    assert by_line(tmp_path / "two") == by_line(tmp_path / "one")

@@ -148,7 +148,11 @@ def tally(summary: Summary, verb: str = "finished") -> str:
     counts = ", ".join(f"{status} {n:,}" for status, n in sorted(
         summary.by_status.items(), key=lambda kv: (-kv[1], kv[0])))  # fmt: skip
     rate = summary.read / summary.elapsed if summary.elapsed > 0 else 0.0
-    line = (f"dispatcher: run {summary.run_id} {verb}: {summary.total:,} records "
+    # With a segment definition, the records scanned outside the segment say why Total
+    # is smaller than the export (a stopped run's counts are partial: not compared).
+    scanned = (f" of {summary.scanned:,} scanned"
+               if summary.scanned > summary.total and verb != "stopped" else "")  # fmt: skip
+    line = (f"dispatcher: run {summary.run_id} {verb}: {summary.total:,} records{scanned} "
             f"({counts or 'none'}); {rate:,.0f} endpoints/s")  # fmt: skip
     if summary.top_failures:
         top = "; ".join(f"{n:,} x {status} {_clip(reason)}"

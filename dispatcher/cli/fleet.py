@@ -4,33 +4,35 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from typing import Any
 
 import anyio
 
-from dispatcher.cli.common import EXIT_ENVIRONMENT, EXIT_OK, say
+from dispatcher.cli.common import (
+    EXIT_ENVIRONMENT,
+    EXIT_OK,
+    aws_flags,
+    region_of,
+    say,
+    use_profile,
+)
 from dispatcher.config import load_settings
-from dispatcher.errors import ConfigError, DispatchError
-
-
-def region_of(args: argparse.Namespace) -> str:
-    """``--region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, as the AWS CLI reads them."""
-    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if not region:
-        raise ConfigError("set --region or AWS_REGION", key="--region")
-    return str(region)
+from dispatcher.errors import DispatchError
 
 
 def _submit(args: argparse.Namespace) -> int:
     from dispatcher.aws import AwsClients
     from dispatcher.fleet.submit import submit
 
+    use_profile(args)
+
     async def go() -> tuple[str, int]:
         settings = load_settings(args.config, campaign_json=args.campaign_json,
                                  settings_json=args.settings_json,
                                  template_json=args.template_json or ())  # fmt: skip
-        clients = AwsClients(settings.project.region)
+        # As `dispatcher run`: --region overrides [project] Region, for submit's own calls
+        # (S3, SQS, the ledger) and in the config the jobs carry to the workers.
+        clients = AwsClients(args.region or settings.project.region)
         try:
             return await submit(args.config, queue_url=args.queue, clients=clients,
                                 segment=args.segment, output=args.output, table=args.ledger_table,
@@ -38,7 +40,8 @@ def _submit(args: argparse.Namespace) -> int:
                                 campaign_json=args.campaign_json,
                                 settings_json=args.settings_json,
                                 template_json=args.template_json or (), now=args.now,
-                                ignore_pause=args.ignore_pause)  # fmt: skip
+                                ignore_pause=args.ignore_pause, region=args.region,
+                                segment_definition=args.segment_definition)  # fmt: skip
         finally:
             await clients.aclose()
 
@@ -53,6 +56,7 @@ def _worker(args: argparse.Namespace) -> int:
     from dispatcher.fleet.worker import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    use_profile(args)
     region = region_of(args)
 
     async def go() -> int:
@@ -90,6 +94,9 @@ def register(sub: Any) -> None:
     submit.add_argument("config", help="campaign config (TOML)")
     submit.add_argument("--queue", required=True, metavar="QUEUE_URL")
     submit.add_argument("--segment", help="s3://bucket/key or s3://bucket/prefix/")
+    submit.add_argument("--segment-definition", metavar="FILE",
+                        help="`aws pinpoint get-segment` output: send only the segment's "
+                             "endpoints (overrides [segment] definition)")
     submit.add_argument("--output", metavar="S3_PREFIX", help="where outcomes and summary go")
     submit.add_argument("--ledger-table", help="DynamoDB ledger table ([ledger] dynamodb_table)")
     submit.add_argument("--shard-size", type=int, default=5000, help="records per shard job")
@@ -100,11 +107,14 @@ def register(sub: Any) -> None:
                         help="enqueue now although the schedule's StartTime is ahead")
     submit.add_argument("--ignore-pause", action="store_true",
                         help="submit the campaign although its IsPaused is true")
+    aws_flags(submit, region="AWS region (overrides [project] Region, here and in the jobs: "
+                             "the segment, queue and ledger calls, and the run's project)")
     submit.set_defaults(func=_submit)
 
     worker = sub.add_parser("worker", help="run shard jobs from an SQS queue (a fleet member)")
     worker.add_argument("--queue", required=True, metavar="QUEUE_URL")
-    worker.add_argument("--region", help="AWS region (default: AWS_REGION)")
+    aws_flags(worker, region="AWS region of the queue and the ledger (default: AWS_REGION, "
+                             "else the profile's)")
     worker.add_argument("--check", action="store_true", help="health check: exit 0 if ready")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--grace", type=float, default=30.0,

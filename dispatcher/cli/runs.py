@@ -82,7 +82,8 @@ def _continue_command(args: argparse.Namespace, run_id: str) -> str:
         words = ["dispatcher", "retry", run_id, "--out", args.out]
     else:
         words = ["dispatcher", "run", args.config, "--resume", run_id, "--out", args.out]
-        for flag in ("segment", "segment_format", "campaign_json", "settings_json"):
+        for flag in ("segment", "segment_format", "segment_definition", "campaign_json",
+                     "settings_json"):
             value = getattr(args, flag, None)
             if value:
                 words += [f"--{flag.replace('_', '-')}", value]
@@ -184,7 +185,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--dry-run-mode needs --dry-run", key="--dry-run")
     return _execute(
         args, settings, Output(args.quiet),
-        segment=args.segment, run_id=args.resume, resume=bool(args.resume),
+        segment=args.segment, segment_definition=args.segment_definition,
+        run_id=args.resume, resume=bool(args.resume),
         dry_run=dry_run, send_again=args.send_again,
         force_changed_input=args.force_changed_input, now=args.now,
         ignore_pause=args.ignore_pause, processes=args.processes,
@@ -235,7 +237,8 @@ def _retry(args: argparse.Namespace) -> int:
     config = args.config or info.config
     settings = _settings(config, args)
     return _execute(
-        args, settings, Output(args.quiet), segment=args.segment, run_id=args.run_id,
+        args, settings, Output(args.quiet), segment=args.segment,
+        segment_definition=args.segment_definition, run_id=args.run_id,
         retry=statuses, force_changed_input=args.force_changed_input,
         ignore_pause=args.ignore_pause, processes=args.processes,
     )  # fmt: skip
@@ -311,6 +314,7 @@ def _preview(args: argparse.Namespace) -> int:
         raise ConfigError(f"must be at least 1, got {args.n}", key="-n")
     settings = _settings(args.config, args)
     lines = anyio.run(lambda: preview(settings, limit=args.n, segment=args.segment,
+                                      segment_definition=args.segment_definition,
                                       hook=not args.no_hook))  # fmt: skip
     for line in lines:
         print(orjson.dumps(line).decode())
@@ -357,6 +361,9 @@ def register(sub: Any) -> None:
     run.add_argument("--segment", help="segment source (overrides [segment] source)")
     run.add_argument("--segment-format", choices=("jsonl", "csv"),
                      help="segment format (default: from the file extension)")
+    run.add_argument("--segment-definition", metavar="FILE",
+                     help="`aws pinpoint get-segment` output: send only the source's endpoints "
+                          "in that segment (overrides [segment] definition)")
     run.add_argument("--out", default="out", help="output directory (default: out)")
     run.add_argument("--resume", metavar="RUN_ID", help="finish a run that stopped")
     _campaign_json_flags(run)
@@ -380,6 +387,8 @@ def register(sub: Any) -> None:
                        help=f"statuses to retry (default: {','.join(RETRYABLE)})")
     retry.add_argument("--config", help="config file (default: the one the run used)")
     retry.add_argument("--segment", help="segment source (default: the one the run used)")
+    retry.add_argument("--segment-definition", metavar="FILE",
+                       help="segment definition (default: the one the run used)")
     retry.add_argument("--out", default="out", help="the run's output directory")
     retry.add_argument("--template-json", metavar="FILE", action="append",
                        help="a message template file, as the run was given")
@@ -391,6 +400,8 @@ def register(sub: Any) -> None:
     preview.add_argument("-n", type=int, default=5, help="how many messages (default 5)")
     preview.add_argument("--segment", help="segment source (overrides [segment] source)")
     preview.add_argument("--segment-format", choices=("jsonl", "csv"))
+    preview.add_argument("--segment-definition", metavar="FILE",
+                         help="`aws pinpoint get-segment` output (overrides [segment] definition)")
     preview.add_argument("--no-hook", action="store_true", help="do not call the hook")
     _campaign_json_flags(preview)
     preview.set_defaults(func=_preview)

@@ -193,6 +193,9 @@ class Settings:
     segment_format: str | None = None
     segment_max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     """``[segment] max_record_bytes``: a longer record is INVALID and never held whole."""
+    segment_definition: str | None = None
+    """``[segment] definition``: an ``aws pinpoint get-segment`` file (resolved path) that
+    narrows the source to the segment's endpoints (``dispatcher.segments.definition``)."""
     functions: Mapping[str, FunctionConfig] = field(default_factory=dict)
     channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
     dispatch: DispatchOptions = field(default_factory=DispatchOptions)

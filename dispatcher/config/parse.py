@@ -67,10 +67,10 @@ def parse_settings(
     notes: list[str] = []
     campaign = _with_templates(campaign, root.sub("templates"), base, template_files, notes)
     segment = root.sub("segment")
-    source = fmt = None
+    source = fmt = definition = None
     max_record_bytes: int | None = None
     if segment is not None:
-        segment.no_unknown({"source", "format", "max_record_bytes"})
+        segment.no_unknown({"source", "format", "max_record_bytes", "definition"})
         max_record_bytes = segment.int_in(
             "max_record_bytes", MIN_MAX_RECORD_BYTES, MAX_MAX_RECORD_BYTES
         )
@@ -80,6 +80,12 @@ def parse_settings(
             raise segment.error("format", f"must be 'jsonl' or 'csv', got {fmt!r}")
         if source and source != "-" and "://" not in source:
             source = str(resolve_path(source, base))
+        definition = segment.get("definition", str)
+        if definition is not None:
+            if not definition.strip():
+                raise segment.error("definition", "must name a get-segment JSON file")
+            # Loaded (and checked) when a run starts: its errors name the file and key.
+            definition = str(resolve_path(definition, base))
     webhook = root.sub("webhook")
     if webhook is not None:
         webhook.no_unknown({*SECRET_KEYS, "timeout"})
@@ -113,6 +119,7 @@ def parse_settings(
         campaign=read_campaign(campaign),
         segment_source=source,
         segment_format=fmt,
+        segment_definition=definition,
         segment_max_record_bytes=max_record_bytes or DEFAULT_MAX_RECORD_BYTES,
         functions=read_functions(root.sub("functions"), base),
         channels=read_channels(root.sub("channels")),

@@ -6,15 +6,19 @@ One SQS message per shard, JSON::
      "Shards": 12, "Config": {"Path": "/abs/campaign.toml", "Data": {...}},
      "Ledger": {"Table": "dispatcher-ledger", "Region": "us-east-1"},
      "Output": "s3://bucket/runs/RUN_ID/",
-     "Duplicates": "eNrt...", "SharedIds": "eNrt..."}
+     "Duplicates": "eNrt...", "SharedIds": "eNrt...", "Outside": "eNrt..."}
 
 ``Duplicates`` and ``SharedIds`` are what submit learnt by reading the whole segment in
 order: the shard's lines that are DUPLICATE_ADDRESS (an earlier line, in any shard, has
 the same ChannelType and Address and was accepted), and its lines whose endpoint id
 another line also has (those are claimed by endpoint id; the rest by line). Each is a
 bitmap over the shard's lines, zlib-compressed and base64-encoded, left out when empty.
-Format 2 of the job; a worker refuses format 1 (jobs of an older ``submit``, whose
-workers claimed addresses in the ledger instead).
+``Outside`` (a run with a segment definition) marks the shard's lines outside the
+segment: the worker passes over them, as ``dispatcher run`` does, and they get no
+outcome. Format 2 of the job, or 3 when it has ``Outside``: a worker that predates
+segment definitions refuses format 3 rather than send to the whole export. A worker
+refuses format 1 (jobs of an older ``submit``, whose workers claimed addresses in the
+ledger instead).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from dispatcher.errors import ConfigError, DispatchError, SegmentError
 from dispatcher.segments.shards import Shard
 
 JOB_TYPE = "dispatcher.shard/2"
+JOB_TYPE_SEGMENT = "dispatcher.shard/3"
+"""A job with lines outside the segment (``Outside``)."""
 MAX_MESSAGE = 256 * 1024
 """SQS's message size limit."""
 
@@ -100,6 +106,8 @@ class ShardJob:
     """The run's S3 prefix: ``outcomes/shard-NNNNNN.jsonl`` and ``summary.json`` go there."""
     duplicates: LineBits = field(default_factory=LineBits)
     shared_ids: LineBits = field(default_factory=LineBits)
+    outside: LineBits = field(default_factory=LineBits)
+    """Lines outside the run's segment definition: no outcome, never sent."""
 
     @property
     def lines(self) -> tuple[int, int]:
@@ -112,7 +120,7 @@ class ShardJob:
     def to_message(self) -> bytes:
         """The SQS message body; ``ConfigError`` if it would not fit a message."""
         body: dict[str, Any] = {
-            "Type": JOB_TYPE,
+            "Type": JOB_TYPE_SEGMENT if any(self.outside.bits) else JOB_TYPE,
             "RunId": self.run_id,
             "Shards": self.shards,
             "Config": {"Path": self.config_path, "Data": self.config_data},
@@ -120,7 +128,8 @@ class ShardJob:
             "Output": self.output,
             "Shard": self.shard.to_json(),
         }
-        for name, lines in (("Duplicates", self.duplicates), ("SharedIds", self.shared_ids)):
+        for name, lines in (("Duplicates", self.duplicates), ("SharedIds", self.shared_ids),
+                            ("Outside", self.outside)):
             encoded = lines.encode()
             if encoded is not None:
                 body[name] = encoded
@@ -144,7 +153,7 @@ class ShardJob:
             "dispatcher.shard/"
         ):
             raise DispatchError(f"message {message_id} is not a shard job")
-        if data["Type"] != JOB_TYPE:
+        if data["Type"] not in (JOB_TYPE, JOB_TYPE_SEGMENT):
             raise DispatchError(
                 f"message {message_id} is a {data['Type']} job; this worker runs {JOB_TYPE} "
                 "jobs (submit the run again with this version)"
@@ -163,6 +172,9 @@ class ShardJob:
                 output=_text(data["Output"]),
                 duplicates=LineBits.decode(shard.first_line, data.get("Duplicates")),
                 shared_ids=LineBits.decode(shard.first_line, data.get("SharedIds")),
+                # Absent: none outside (the field's default, so a job reads back equal).
+                outside=(LineBits.decode(shard.first_line, data["Outside"]) if "Outside" in data
+                         else LineBits()),
             )
         except (KeyError, TypeError, ValueError, binascii.Error, zlib.error, SegmentError) as exc:
             raise DispatchError(f"message {message_id} is a malformed shard job: {exc!r}") from exc

@@ -12,6 +12,11 @@ shared state (and no ledger write) for them:
   page of line bits that many claims share (``DynamoLedger.claim_lines``); a shared id
   is claimed by id, so two lines with one id are still never both sent.
 
+With a segment definition (``[segment] definition``), a third: the lines **outside the
+segment**, evaluated here once with the run's start as now. They are passed over before
+the other two are decided, as ``dispatcher run`` drops them before admission, so the
+fleet's duplicates and shared ids are those among the segment's records only.
+
 Memory: ~12 bytes per distinct address and ~21 per distinct endpoint id (flat tables of
 64-bit fingerprints; a fingerprint collision can only make a line look like a duplicate
 or a shared id, never hide one), plus a bit per line.
@@ -28,6 +33,7 @@ from dispatcher.aws import AwsClients
 from dispatcher.eligibility import Eligibility
 from dispatcher.fleet.jobs import LineBits
 from dispatcher.model import Status
+from dispatcher.segments.definition import Predicate
 from dispatcher.segments.shards import Shard, ShardSource
 
 _MASK64 = (1 << 64) - 1
@@ -118,9 +124,10 @@ def _objects(shards: Sequence[Shard]) -> Iterator[tuple[int, Shard]]:
 
 async def shard_facts(
     shards: Sequence[Shard], clients: AwsClients, *, channels: Collection[str],
-    max_record_bytes: int,
-) -> list[tuple[LineBits, LineBits]]:  # fmt: skip
-    """Per shard: (its DUPLICATE_ADDRESS lines, its lines with a shared endpoint id).
+    max_record_bytes: int, in_segment: Predicate | None = None,
+) -> list[tuple[LineBits, LineBits, LineBits]]:  # fmt: skip
+    """Per shard: (its DUPLICATE_ADDRESS lines, its lines with a shared endpoint id, its
+    lines outside the segment ``in_segment`` decides; none without it).
 
     Reads every shard's records (the objects the plan pinned by ETag; a record count
     that differs from the plan is a ``SegmentError``).
@@ -128,7 +135,7 @@ async def shard_facts(
     eligibility = Eligibility(channels)
     ids = FirstLines()
     starts = [s.first_line for s in shards]
-    duplicates, shared = _Marks(shards), _Marks(shards)
+    duplicates, shared, outside = _Marks(shards), _Marks(shards), _Marks(shards)
     for k, whole in _objects(shards):
         source = ShardSource(whole, clients, max_record_bytes=max_record_bytes)
         async for batch in source.batches():
@@ -136,6 +143,12 @@ async def shard_facts(
                 line = record.line
                 while line > shards[k].last_line:
                     k += 1
+                d, e = record.definition, record.endpoint_id
+                # As DefinedSource: an unreadable record can't be evaluated, and stays.
+                if in_segment is not None and d is not None and e is not None and (
+                        record.error is None and not in_segment(d, e)):  # fmt: skip
+                    outside.add(k, line)
+                    continue
                 outcome = eligibility.check(record)
                 if outcome is not None and outcome.status is Status.DUPLICATE_ADDRESS:
                     duplicates.add(k, line)
@@ -145,4 +158,4 @@ async def shard_facts(
                 if first != line:
                     shared.add(k, line)
                     shared.add(bisect_right(starts, first) - 1, first)
-    return [(duplicates.of(k), shared.of(k)) for k in range(len(shards))]
+    return [(duplicates.of(k), shared.of(k), outside.of(k)) for k in range(len(shards))]

@@ -6,7 +6,9 @@ the shard's part of the outcome log to S3 from the ledger (exact even when an ea
 delivery settled some lines) and marks the shard done; the worker that completes the
 last shard writes ``summary.json``. What only the whole segment knows comes with the
 job (``fleet.plan``): duplicate addresses are answered from it, and sends are claimed
-by line except for endpoint ids that other lines share (``ShardLedger``).
+by line except for endpoint ids that other lines share (``ShardLedger``). The run's
+send-rate ceilings are one per run id, shared by every shard and worker through rate
+leases in the same table (``dispatcher.ratelimit.dynamodb``, docs/send-rate.md).
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator, Container, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Container, Iterable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
 from dispatcher.aws import AwsClients
 from dispatcher.errors import DispatchError
-from dispatcher.fleet.jobs import ShardJob
+from dispatcher.fleet.jobs import LineBits, ShardJob
 from dispatcher.ledger.base import Claim, FleetLedger, LineSet, RunInfo, SendClaim
-from dispatcher.model import Outcome, Status
+from dispatcher.model import Outcome, Record, Status
 from dispatcher.progress import Counters
+from dispatcher.segments import SegmentSource
 
 
 class ShardLedger:
@@ -87,10 +91,37 @@ class ShardLedger:
 @dataclass(slots=True)
 class ShardReport:
     """What running one shard did: outcomes by status this delivery recorded, and the
-    stages' counters (sends, hook calls and latency)."""
+    stages' counters (sends, hook calls and latency), and what sharing the ceilings cost."""
 
     by_status: Counter[str] = field(default_factory=Counter)
     counters: Counters = field(default_factory=Counters)
+    lease_writes: int = 0
+    """DynamoDB writes of the run's rate leases (the shared ceilings' cost)."""
+
+
+class InSegment:
+    """A shard's records in the run's segment: those submit did not mark ``outside``
+    (the definition was evaluated there, once, at the run's start). Lines keep their
+    numbers; an unreadable record is never outside, and gets its INVALID outcome."""
+
+    def __init__(self, source: SegmentSource, outside: LineBits) -> None:
+        self.source = source
+        self.name = source.name
+        self.outside = outside
+
+    async def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
+        outside = self.outside
+        inner = self.source.batches(start_line=start_line)
+        try:
+            async for batch in inner:
+                kept = [r for r in batch if r.line not in outside] if outside.bits else batch
+                if kept:
+                    yield kept
+        finally:
+            # Stopped early: close the S3 reader now, not when it is collected.
+            if isinstance(inner, AsyncGenerator):
+                with anyio.CancelScope(shield=True):
+                    await inner.aclose()
 
 
 def open_ledger(job: ShardJob, clients: AwsClients, *, send_history: bool = True) -> FleetLedger:
@@ -105,6 +136,8 @@ async def run_shard(job: ShardJob, *, clients: AwsClients, worker: str) -> Shard
     from dispatcher.context import execute, open_context
     from dispatcher.fleet.s3output import put_json_lines, shard_part_url
     from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog
+    from dispatcher.ratelimit import SharedCeilings
+    from dispatcher.ratelimit.dynamodb import DynamoLeaseStore
     from dispatcher.segments.shards import ShardSource
 
     settings = parse_settings(job.config_data, job.config_path, Path(job.config_path).parent)
@@ -133,16 +166,26 @@ async def run_shard(job: ShardJob, *, clients: AwsClients, worker: str) -> Shard
             # Decided by submit over the whole segment, in segment order.
             return [line not in duplicates for _, line in items]
 
-        await execute(
-            ctx,
-            source=ShardSource(job.shard, clients,
-                               max_record_bytes=settings.segment_max_record_bytes),
-            log=log,
-            ledger=ShardLedger(ledger, job.shared_ids),
-            skip=settled.__contains__,
-            counters=report.counters,
-            claim_addresses=claim_addresses,
-        )  # fmt: skip
+        # Every ceiling (MessagesPerSecond, a sender's own, per identity, SES MaxSendRate)
+        # is the run's, not this worker's: the shards of one run id share it through
+        # leases in the ledger's table. Held for the sends only, so that the share comes
+        # back to the other workers while this one writes its outcomes and takes the next
+        # shard; a ceiling the run never asks for costs nothing (leases start on use).
+        store = DynamoLeaseStore(job.table, clients=clients)
+        async with SharedCeilings(store, scope=run_id) as ceilings:
+            ctx.ceilings = ceilings
+            await execute(
+                ctx,
+                source=InSegment(ShardSource(job.shard, clients,
+                                             max_record_bytes=settings.segment_max_record_bytes),
+                                 job.outside),
+                log=log,
+                ledger=ShardLedger(ledger, job.shared_ids),
+                skip=settled.__contains__,
+                counters=report.counters,
+                claim_addresses=claim_addresses,
+            )  # fmt: skip
+        report.lease_writes = store.writes
         report.by_status.update(log.counts)
         part: list[bytes] = []
         counts: Counter[str] = Counter()
@@ -169,9 +212,13 @@ async def finish_if_last(ledger: FleetLedger, job: ShardJob, clients: AwsClients
     counts = await ledger.counts(job.run_id)
     info = await ledger.get_run(job.run_id)
     finished_at = now_iso()
+    total = sum(counts.values())
+    # Submit recorded the records it read; a run from before it did: all in the segment.
+    scanned = info.extra.get("Scanned", total) if info else total
     summary: dict[str, Any] = {
         "RunId": job.run_id,
-        "Total": sum(counts.values()),
+        "Total": total,
+        "Scanned": scanned,
         "ByStatus": dict(sorted(counts.items())),
         "HookInvocations": sum(int(s.get("hook_invocations", 0)) for s in shards),
         "Shards": len(done),
@@ -194,7 +241,7 @@ async def settle_dead_lettered(
         settled = await ledger.lines_with_status(job.run_id, lines=job.lines)
         reason = (f"shard failed {receives} times ({type(exc).__name__}: {exc}); its job "
                   "went to the dead-letter queue")  # fmt: skip
-        async for batch in ShardSource(job.shard, clients).batches():
+        async for batch in InSegment(ShardSource(job.shard, clients), job.outside).batches():
             await ledger.record(job.run_id, [Outcome.of(r, Status.TEMPORARY_FAILURE, reason)
                                              for r in batch if r.line not in settled])  # fmt: skip
         await ledger.flush()

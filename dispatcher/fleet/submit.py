@@ -2,9 +2,10 @@
 
 The segment (``s3://bucket/key`` or a prefix of objects) is read to find record-aligned
 cut points (``segments.shards.plan_shards``), then once more, in order, for what only
-the whole segment knows (``fleet.plan``: duplicate addresses, shared endpoint ids). Each
-shard becomes one SQS message (``fleet.jobs.ShardJob``) carrying the run's config and
-those facts, so any worker can process any shard alone. The run and its shard count go
+the whole segment knows (``fleet.plan``: duplicate addresses, shared endpoint ids, and
+with a segment definition the lines outside the segment). Each shard becomes one SQS
+message (``fleet.jobs.ShardJob``) carrying the run's config and those facts, so any
+worker can process any shard alone. The run and its shard count go
 into the DynamoDB ledger first, so ``dispatcher status`` knows what to expect.
 """
 
@@ -19,6 +20,8 @@ from dispatcher.config import Settings, load_document, parse_settings
 from dispatcher.errors import ConfigError
 from dispatcher.fleet.jobs import ShardJob
 from dispatcher.ledger.base import RunInfo
+from dispatcher.membership import EXTRA as DEFINITION_EXTRA
+from dispatcher.membership import run_definition
 from dispatcher.outcomes import now_iso
 
 __all__ = ["ledger_table", "refuse_inline_secrets", "refuse_schedule", "submit",
@@ -113,11 +116,17 @@ async def submit(
     template_json: Sequence[str] = (),
     now: bool = False,
     ignore_pause: bool = False,
+    region: str | None = None,
+    segment_definition: str | None = None,
 ) -> tuple[str, int]:
     """Plan and enqueue a fleet run; return (RunId, number of shard jobs).
 
     ``run_id`` of a run already in the ledger submits it again (its next attempt): the
     workers skip every line it has settled, and claims keep every send at most once.
+    ``region`` overrides the config's ``[project] Region`` (``--region``), in the jobs too.
+    ``segment_definition`` overrides ``[segment] definition``: it is evaluated here, once,
+    with the run's start as now (a run submitted again: its first start), and each job
+    carries its lines outside the segment (``fleet.plan``).
     """
     from dispatcher.attempts import new_run_id
     from dispatcher.fleet.plan import shard_facts
@@ -127,6 +136,9 @@ async def submit(
 
     path = Path(config).resolve()  # noqa: ASYNC240 - no I/O to speak of
     data, origins = load_document(path, campaign_json=campaign_json, settings_json=settings_json)
+    if region:
+        # In the config the jobs carry too: the workers run the same project (its hook).
+        data = {**data, "project": {**(data.get("project") or {}), "Region": region}}
     settings = parse_settings(data, str(config), path.parent, origins=origins,
                               template_files=tuple(Path(p) for p in template_json))  # fmt: skip
     refuse_inline_secrets(settings)
@@ -139,19 +151,30 @@ async def submit(
             key="--segment" if segment else "segment.source",
         )
     table_name = ledger_table(settings, table)
+    prior = await _prior_run(table_name, run_id, clients) if run_id else None
+    # Read before the segment is: a bad definition costs no S3 read.
+    membership = await run_definition(settings, segment_definition, prior, force_changed=False)
+    started_at = definition_now = now_iso()
+    in_segment = None
+    if membership is not None:
+        # Recency is measured from the run's first start, in every submission of it.
+        recorded = prior.extra.get(DEFINITION_EXTRA) if prior is not None else None
+        first = recorded.get("Now") if isinstance(recorded, dict) else None
+        definition_now = first or (prior.started_at if prior else started_at)
+        in_segment = membership.narrow_predicate(definition_now)
     run_id = run_id or new_run_id()
     out = output or f"{source.rstrip('/').rsplit('/', 1)[0]}/runs/{run_id}/"
     max_bytes = settings.segment_max_record_bytes
     shards = await plan_shards(source, clients, target_records=target_records,
                                fmt=settings.segment_format, max_record_bytes=max_bytes)  # fmt: skip
     facts = await shard_facts(shards, clients, channels=settings.campaign.channels,
-                              max_record_bytes=max_bytes)  # fmt: skip
+                              max_record_bytes=max_bytes, in_segment=in_segment)  # fmt: skip
     config_data = with_templates_inlined(data, settings)
     jobs = [
         ShardJob(run_id=run_id, shard=shard, shards=len(shards), config_path=str(path),
                  config_data=config_data, table=table_name, region=settings.project.region,
-                 output=out, duplicates=duplicates, shared_ids=shared)
-        for shard, (duplicates, shared) in zip(shards, facts, strict=True)
+                 output=out, duplicates=duplicates, shared_ids=shared, outside=outside)
+        for shard, (duplicates, shared, outside) in zip(shards, facts, strict=True)
     ]  # fmt: skip
     bodies = [job.to_message() for job in jobs]  # a job too large fails before the run starts
     ledger = DynamoLedger(table_name, clients=clients)
@@ -162,14 +185,29 @@ async def submit(
             segment=source,
             campaign_id=settings.campaign.id,
             application_id=settings.project.application_id,
-            started_at=now_iso(),
-            extra={"shards": len(shards), "output": out, "queue": queue_url},
-        )
+            started_at=started_at,
+            extra={"shards": len(shards), "output": out, "queue": queue_url,
+                   # Records read (the summary's Scanned) and the definition applied.
+                   "Scanned": sum(shard.records for shard in shards),
+                   **({DEFINITION_EXTRA: {**membership.record(), "Now": definition_now}}
+                      if membership else {})},
+        )  # fmt: skip
         await ledger.start_run(info)
     finally:
         await ledger.aclose()
     await _enqueue(bodies, queue_url, clients)
     return run_id, len(bodies)
+
+
+async def _prior_run(table: str, run_id: str, clients: AwsClients) -> RunInfo | None:
+    """The run submitted again, if the ledger has it: its start and definition hold."""
+    from dispatcher.ledger.dynamodb import DynamoLedger
+
+    ledger = DynamoLedger(table, clients=clients)
+    try:
+        return await ledger.get_run(run_id)
+    finally:
+        await ledger.aclose()
 
 
 async def _enqueue(bodies: list[bytes], queue_url: str, clients: AwsClients) -> None:

@@ -52,6 +52,8 @@ class WorkerStats:
     hook_seconds: float = 0.0
     hook_chunks: int = 0
     sends: int = 0
+    lease_writes: int = 0
+    """DynamoDB writes of rate leases: what sharing the run's ceilings cost."""
     started: float = field(default_factory=time.monotonic)
 
     def add(self, report: ShardReport) -> None:
@@ -62,6 +64,7 @@ class WorkerStats:
         self.hook_seconds += c.hook_seconds
         self.hook_chunks += c.hook_chunks
         self.sends += c.sent
+        self.lease_writes += report.lease_writes
 
 
 class Worker:
@@ -111,9 +114,9 @@ class Worker:
             await self._loop()
             tg.cancel_scope.cancel()
         s = self.stats
-        log.info("worker %s stopped: %d shards done, %d failed, %d handed back, %s",
-                 self.name, s.shards_done, s.shards_failed, s.shards_handed_back,
-                 dict(s.by_status))  # fmt: skip
+        log.info("worker %s stopped: %d shards done, %d failed, %d handed back, %s, "
+                 "%d rate lease writes", self.name, s.shards_done, s.shards_failed,
+                 s.shards_handed_back, dict(s.by_status), s.lease_writes)  # fmt: skip
         return s
 
     async def _watch_signals(self) -> None:

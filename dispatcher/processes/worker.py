@@ -12,7 +12,6 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from dispatcher.channels.base import RatedSender
 from dispatcher.errors import DispatchError
 from dispatcher.model import Record
 from dispatcher.processes.protocol import END, WorkerSpec, error_json, report
@@ -82,15 +81,15 @@ async def _work(spec: WorkerSpec, records: Connection, status: Connection) -> No
         ctx = await open_context(spec.settings, stack, run_id=spec.run_id,
                                  started_at=spec.started_at, out=spec.out,
                                  call_hook=spec.call_hook)  # fmt: skip
-        if spec.settings.messages_per_second or any(
-            isinstance(s, RatedSender) and s.max_per_second for _, s in ctx.senders.values()
-        ):
-            # One run-wide ceiling: the workers share it through leases in the ledger
-            # file (short leases: a worker that dies gives its share back in seconds).
-            store = SqliteLeaseStore(spec.ledger)
-            stack.push_async_callback(store.aclose)
-            ctx.ceilings = await stack.enter_async_context(
-                SharedCeilings(store, scope=spec.run_id, ttl=4, renew_every=0.5, skew=0.5))
+        # Every ceiling is run-wide: the workers share each through leases in the ledger
+        # file (short leases: a worker that dies gives its share back in seconds). Always,
+        # since a ceiling may come from the provider (the SES account's MaxSendRate, read
+        # as the senders open) as well as from the config; one never asked for costs
+        # nothing (a lease starts when its ceiling is first used).
+        store = SqliteLeaseStore(spec.ledger)
+        stack.push_async_callback(store.aclose)
+        ctx.ceilings = await stack.enter_async_context(
+            SharedCeilings(store, scope=spec.run_id, ttl=4, renew_every=0.5, skew=0.5))
         attempt = Attempt(spec.run_id, spec.resume or spec.retry is not None, spec.resume,
                           spec.retry, False)  # fmt: skip
         skip, _ = await lines_to_skip(ledger, attempt)

@@ -79,6 +79,9 @@ class ReportData:
     """FINISHED, INTERRUPTED, RUNNING as the ledger or summary says; None if unknown."""
     attempt: int | None = None
     hook_invocations: int | None = None
+    scanned: int | None = None
+    """Records read from the source (``summary.json`` ``Scanned``), when known: more than
+    ``total`` when a segment definition left some out."""
     dry_run: bool = False
     timeline: Timeline | None = None
     notes: Sequence[str] = ()
@@ -213,6 +216,7 @@ def report_data(
         state=state or ("FINISHED" if summary is not None else None),
         attempt=attempt,
         hook_invocations=(summary or {}).get("HookInvocations"),
+        scanned=(summary or {}).get("Scanned"),
         dry_run=bool((summary or {}).get("DryRun")) if dry_run is None else dry_run,
         timeline=timeline,
         notes=notes,

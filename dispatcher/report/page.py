@@ -271,6 +271,9 @@ def _timings(data: ReportData) -> list[tuple[str, str]]:
         rows.append(("Attempt", str(data.attempt)))
     if data.hook_invocations is not None:
         rows.append(("Hook invocations", f"{data.hook_invocations:,} (retries included)"))
+    if data.scanned is not None and data.scanned > data.total:
+        # A segment definition: the export held more records than the segment.
+        rows.append(("Records scanned", f"{data.scanned:,} ({data.total:,} in the segment)"))
     t = data.timeline
     if t is not None:
         totals = t.totals()

@@ -7,7 +7,7 @@ import heapq
 import itertools
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,10 @@ import pytest
 
 from dispatcher.aws import AwsClients
 from dispatcher.channels.base import Message, SenderContext
-from tests.servers.moto import MotoServer
-from tests.servers.push import PushServer
-from tests.servers.ses import SesServer
-from tests.servers.sms import SmsServer
+from dispatcher.testing.moto import MotoServer
+from dispatcher.testing.push import PushServer
+from dispatcher.testing.ses import SesServer
+from dispatcher.testing.sms import SmsServer
 
 REGION = "us-east-1"
 APP_ID = "app0123456789abcdef"
@@ -101,22 +101,19 @@ async def ses_server() -> AsyncIterator[SesServer]:
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    """One ``moto_server`` subprocess for the session (state reset per test by ``moto``)."""
-    with MotoServer() as server:
-        # moto imports a service's backend on its first request, which can take longer
-        # than the tests' 1 s read time-out on a loaded machine: pay it here, unhurried.
-        try:
-            urllib.request.urlopen(f"{server.url}/v2/email/identities", timeout=60).close()
-        except urllib.error.URLError:
-            pass  # any answer will do: the backend is loaded
-        yield server
+def _sesv2_loaded(moto_server: MotoServer) -> None:
+    """moto imports a service's backend on its first request, which can take longer than
+    the tests' 1 s read time-out on a loaded machine: pay it once, unhurried."""
+    try:
+        urllib.request.urlopen(f"{moto_server.url}/v2/email/identities", timeout=60).close()
+    except urllib.error.URLError:
+        pass  # any answer will do: the backend is loaded
 
 
 @pytest.fixture
-def moto(moto_server: MotoServer) -> MotoServer:
-    moto_server.reset()
-    return moto_server
+def moto(moto: MotoServer, _sesv2_loaded: None) -> MotoServer:
+    """The session's moto server, emptied, with its SES v2 backend loaded."""
+    return moto
 
 
 @pytest.fixture
@@ -137,16 +134,6 @@ def make_message():
         )
 
     return make
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A loopback port nothing listens on (connection refused)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class VirtualClock:

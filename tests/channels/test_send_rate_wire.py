@@ -21,9 +21,9 @@ from dispatcher.channels.base import Message, SenderContext
 from dispatcher.errors import ConfigError
 from dispatcher.model import Status
 from dispatcher.ratelimit import Pacing, RateLimiter
+from dispatcher.testing import ServerProcess, http_json
 from tests.channels.wire import busiest, endpoints, run_campaign
 from tests.conftest import endpoint, read_jsonl
-from tests.servers import ServerProcess, http_json
 
 pytestmark = pytest.mark.anyio
 
@@ -124,6 +124,17 @@ async def test_the_ses_account_quota_from_get_account_is_a_ceiling(tmp_path, wir
     summary = await run_campaign(tmp_path, endpoints(12, "EMAIL"), rate=100,
                                  channels={"EMAIL": channel(wire, "ses")})  # fmt: skip
     assert summary.by_status == {"SUCCESS": 12}
+    assert busiest(wire["ses"].arrivals()) <= 4
+
+
+async def test_the_ses_account_quota_is_one_ceiling_across_processes(tmp_path, wire) -> None:
+    # No MessagesPerSecond, no max_per_second: the provider's quota is the only ceiling,
+    # and --processes 2 must share it as it shares the campaign's.
+    http_json(f"{wire['ses'].url}/_test/account", {"SendQuota": {"MaxSendRate": 4.0}})
+    summary = await run_campaign(tmp_path, endpoints(24, "EMAIL"), rate=None,
+                                 channels={"EMAIL": channel(wire, "ses")},
+                                 processes=2)  # fmt: skip
+    assert summary.by_status == {"SUCCESS": 24}
     assert busiest(wire["ses"].arrivals()) <= 4
 
 

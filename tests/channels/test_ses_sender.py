@@ -200,10 +200,10 @@ async def test_a_read_timeout_after_sending_is_not_retried(ses_server, sender_ct
 
 
 async def test_refused_and_dropped_connections_are_retryable(
-    ses_server, sender_ctx, make_message, unused_port
+    ses_server, sender_ctx, make_message, free_tcp_port
 ):
     refused = ses.create(
-        "EMAIL", {"endpoint_url": f"http://127.0.0.1:{unused_port}", "from_address": SENDER},
+        "EMAIL", {"endpoint_url": f"http://127.0.0.1:{free_tcp_port}", "from_address": SENDER},
         sender_ctx,
     )  # fmt: skip
     [result] = await refused.send([make_message("a@x.io")])

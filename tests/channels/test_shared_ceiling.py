@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import orjson
 import pytest
 
 from dispatcher.ledger.dynamodb import create_table_sync
 from dispatcher.ratelimit import CAMPAIGN, Lease, LeaseError, SharedCeilings, SqliteLeaseStore
 from dispatcher.ratelimit.shared import fair_shares, plan
+from dispatcher.testing import ServerProcess
 from tests.channels.wire import busiest
-from tests.servers import REPO_ROOT, ServerProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.anyio
 _tables = itertools.count()
@@ -203,11 +206,23 @@ async def test_two_processes_share_one_ceiling_through_the_sqlite_ledger(tmp_pat
     assert busiest(arrivals) <= rate
 
 
-async def test_a_killed_process_gives_its_share_back_when_its_lease_ends(tmp_path, sms) -> None:
-    store = f"sqlite:{tmp_path / 'ledger.sqlite'}"
+@pytest.mark.parametrize("kind", ["sqlite", "dynamodb"])
+async def test_a_killed_process_gives_its_share_back_when_its_lease_ends(
+    tmp_path, sms, request, kind
+) -> None:
+    # A fleet worker's leases live in DynamoDB: the same reclaim, through the other store.
+    env: dict[str, str] = {}
+    if kind == "sqlite":
+        store = f"sqlite:{tmp_path / 'ledger.sqlite'}"
+    else:
+        moto = request.getfixturevalue("moto")
+        table = f"ledger-rate-{next(_tables)}"
+        assert await anyio.to_thread.run_sync(lambda: create_table_sync(
+            table, region="us-east-1", endpoint_url=moto.url))  # fmt: skip
+        store, env = f"dynamodb:{table}", {"AWS_ENDPOINT_URL": moto.url}
     rate = 10
-    doomed = member(store, "run-2", rate, sms, first=1, count=10_000)
-    survivor = member(store, "run-2", rate, sms, first=20_000, count=40)
+    doomed = member(store, "run-2", rate, sms, first=1, count=10_000, **env)
+    survivor = member(store, "run-2", rate, sms, first=20_000, count=40, **env)
     try:
         with anyio.fail_after(60):
             while not any(m["DestinationPhoneNumber"].startswith("+1206002")  # noqa: ASYNC110

@@ -8,7 +8,7 @@ import pytest
 
 from dispatcher.channels import push, ses, sms
 from dispatcher.model import Status
-from tests.servers import ServerProcess, http_json
+from dispatcher.testing import ServerProcess, http_json
 
 pytestmark = pytest.mark.anyio
 

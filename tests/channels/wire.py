@@ -1,6 +1,6 @@
 """Measuring a send rate the way the issue defines it: at the provider.
 
-The wire servers (``tests.servers``) stamp every API call with its arrival time and the
+The wire servers (``dispatcher.testing``) stamp every API call with its arrival time and the
 number of messages it carries (push: its addresses). ``busiest`` is the most messages in
 any half-open one-second window ``[t, t + 1)`` of those stamps: what a ceiling bounds.
 """
@@ -59,8 +59,10 @@ async def run_campaign(
     send_concurrency: int = 8,
     campaign: dict[str, Any] | None = None,
     dispatch_table: dict[str, Any] | None = None,
+    processes: int = 1,
 ) -> Summary:
-    """``dispatch()`` one campaign over ``records`` through the given channels, in process."""
+    """``dispatch()`` one campaign over ``records`` through the given channels, in process
+    (or across ``processes`` worker processes, as ``--processes``)."""
     segment = write_jsonl(tmp_path / "segment.jsonl", records)
     limits = {"Limits": {"MessagesPerSecond": rate}} if rate else {}
     data: dict[str, Any] = {
@@ -73,7 +75,7 @@ async def run_campaign(
     }  # fmt: skip
     settings = parse_settings(data, str(tmp_path / "rate.toml"), tmp_path)
     return await dispatch(settings, segment=str(segment), out_dir=tmp_path / "out",
-                          progress=False)  # fmt: skip
+                          progress=False, processes=processes)  # fmt: skip
 
 
 def endpoints(n: int, channel: str = "SMS", first: int = 1) -> list[dict[str, Any]]:

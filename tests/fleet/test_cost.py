@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher.testing import ServerProcess
+from dispatcher.testing.moto import MotoServer
 from tests.fleet.cost import fleet_write_units
-from tests.servers import ServerProcess
-from tests.servers.moto import MotoServer
 
 pytestmark = pytest.mark.anyio
 

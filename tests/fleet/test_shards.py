@@ -24,8 +24,8 @@ from dispatcher.fleet.jobs import Delivery, ShardJob
 from dispatcher.fleet.shard import run_shard
 from dispatcher.fleet.submit import submit
 from dispatcher.ledger.dynamodb import DynamoLedger
-from tests.servers.moto import MotoServer
-from tests.servers.sms import SmsServer
+from dispatcher.testing.moto import MotoServer
+from dispatcher.testing.sms import SmsServer
 
 pytestmark = pytest.mark.anyio
 

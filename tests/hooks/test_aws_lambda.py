@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -312,12 +311,12 @@ async def test_oversized_event_never_reaches_the_server(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-async def test_connection_refused_is_retryable(aws: AwsClients, client: str) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    transport = LambdaTransport(
-        "echo", region=REGION, endpoint_url=f"http://127.0.0.1:{port}", clients=aws, client=client
+async def test_connection_refused_is_retryable(
+    aws: AwsClients, client: str, free_tcp_port: int
+) -> None:
+    transport = LambdaTransport(  # nothing listens on free_tcp_port
+        "echo", region=REGION, endpoint_url=f"http://127.0.0.1:{free_tcp_port}", clients=aws,
+        client=client,
     )
     try:
         with pytest.raises(HookAttemptError) as info:

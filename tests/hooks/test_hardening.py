@@ -17,10 +17,10 @@ from dispatcher import dispatch
 from dispatcher.errors import ConfigError, HookResultError
 from dispatcher.hooks.aws_lambda import LambdaTransport
 from dispatcher.hooks.webhook import WebhookTransport
+from dispatcher.testing.moto import MotoServer
 from tests.conftest import endpoint, make_settings, read_jsonl, write_jsonl
 from tests.hooks.lambda_api_server import InvokeApi
 from tests.hooks.webhook_server import WebhookReceiver
-from tests.servers.moto import MotoServer
 
 pytestmark = pytest.mark.anyio
 

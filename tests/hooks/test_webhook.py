@@ -197,13 +197,9 @@ async def test_time_out_is_retryable(make: Make, receiver: WebhookReceiver) -> N
 
 
 @pytest.mark.anyio
-async def test_connection_refused_is_retryable() -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    async with WebhookTransport(f"http://127.0.0.1:{port}/hook", secret=SECRET) as transport:
+async def test_connection_refused_is_retryable(free_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{free_tcp_port}/hook"  # nothing listens there
+    async with WebhookTransport(url, secret=SECRET) as transport:
         with pytest.raises(HookAttemptError) as info:
             await transport.invoke(EVENT)
     assert info.value.retryable is True

@@ -2,15 +2,15 @@
 
 ``ledgers`` is parametrized over SQLite and DynamoDB. Its ``new()`` opens another
 ledger on the same storage: another worker (DynamoDB: its own aiobotocore clients) or
-the same worker after a crash. DynamoDB is a real ``moto_server`` subprocess (one per
-session) behind ``DynamoProxy`` (serializing, fault-injecting), reached through
+the same worker after a crash. DynamoDB is the session's moto server (``moto_server``,
+tests/conftest.py) behind ``DynamoProxy`` (serializing, fault-injecting), reached through
 ``AWS_ENDPOINT_URL`` with dummy credentials; every test gets its own table.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import pytest
 
 from dispatcher.ledger import SqliteLedger
 from dispatcher.ledger.dynamodb import DynamoLedger
+from dispatcher.testing.moto import MotoServer
 from tests.ledger.dynamo_proxy import DynamoProxy
-from tests.servers.moto import MotoServer
 
 REGION = "us-east-1"
 _tables = itertools.count()
@@ -28,12 +28,6 @@ _tables = itertools.count()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,9 @@ body contains ``match``:
 * ``lose``: forward (moto applies it), then answer HTTP 500 -- a lost response;
 
 ``calls`` lists the operation of every request (``PutItem``, ``Query``, ...);
+``by_item`` counts the single-item requests (``GetItem``, ``PutItem``, ``UpdateItem``,
+``DeleteItem``) by operation and the kind of item, the prefix of its ``pk`` (``Q`` for
+rate leases, ``R`` for a run, ...): what each part of the ledger costs;
 ``max_in_flight`` is the most requests the proxy held at once (queued or forwarded).
 
 ``meter=True`` counts the write units DynamoDB would bill (``units``, by operation), as
@@ -41,6 +44,7 @@ HOP_HEADERS = frozenset(
 )  # fmt: skip
 ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
 TARGET_PREFIX = "DynamoDB_20120810."
+SINGLE_ITEM = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem"})
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
                     "TransactWriteItems"})  # fmt: skip
 
@@ -66,6 +70,7 @@ class DynamoProxy:
     max_in_flight: int = 0
     meter: bool = False
     units: Counter[str] = field(default_factory=Counter)
+    by_item: Counter[tuple[str, str]] = field(default_factory=Counter)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
@@ -88,6 +93,7 @@ class DynamoProxy:
         self.calls.clear()
         self.max_in_flight = 0
         self.units.clear()
+        self.by_item.clear()
 
     @property
     def write_units(self) -> int:
@@ -141,6 +147,10 @@ class DynamoProxy:
     async def _answer(self, request: web.Request, body: bytes) -> web.StreamResponse:
         operation = request.headers.get("X-Amz-Target", "").rpartition(".")[2]
         self.calls.append(operation)
+        if operation in SINGLE_ITEM:
+            parsed = orjson.loads(body)
+            key = parsed.get("Key") or parsed.get("Item") or {}
+            self.by_item[operation, str(key.get("pk", {}).get("S", "")).partition("#")[0]] += 1
         fault = self._take(operation, body)
         if fault is not None and fault.kind == "fail":
             return self._error(fault.code, fault.status)

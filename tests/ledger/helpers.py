@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from dispatcher.ledger import LineSet, RunInfo
 from dispatcher.model import Outcome, Status
 
@@ -38,10 +36,3 @@ def members(lines: LineSet, upto: int) -> set[int]:
     found = {line for line in range(upto + 1) if line in lines}
     assert len(found) == len(lines), "a LineSet holds lines beyond the range checked"
     return found
-
-
-def require(ledger: Any, *methods: str) -> None:
-    """Skip a fleet test on a ledger that lacks the protocol additions (yet)."""
-    missing = [m for m in methods if not hasattr(ledger, m)]
-    if missing:
-        pytest.skip(f"{type(ledger).__name__} has no {', '.join(missing)} yet")

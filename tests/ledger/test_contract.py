@@ -18,7 +18,7 @@ from dispatcher.errors import LedgerError
 from dispatcher.ledger import Claim, RunInfo, SendClaim
 from dispatcher.model import Status
 from tests.ledger.conftest import Ledgers
-from tests.ledger.helpers import all_outcomes, members, out, require, run_info
+from tests.ledger.helpers import all_outcomes, members, out, run_info
 
 pytestmark = pytest.mark.anyio
 
@@ -330,73 +330,6 @@ async def test_two_workers_race_for_the_same_endpoints(ledgers: Ledgers) -> None
         for claim, answer in seen:
             if answer is not G:
                 assert answer is (D if claim.line == granted[0].line else X), (eid, seen)
-
-
-async def test_claim_addresses(ledgers: Ledgers) -> None:
-    ledger = ledgers.new()
-    require(ledger, "claim_addresses")
-    await ledger.start_run(run_info(R))
-    one, two = "SMS\x1f+12065550001", "SMS\x1f+12065550002"
-    assert await ledger.claim_addresses(R, []) == []
-    assert await ledger.claim_addresses(R, [(one, 1), (two, 2), (one, 3)]) == [True, True, False]
-    # The shard delivered again: the same lines still hold their addresses.
-    again = ledgers.new()
-    assert await again.claim_addresses(R, [(one, 1), (two, 5), (two, 2)]) == [True, False, True]
-    assert await again.claim_addresses("run-2", [(one, 3)]) == [True], "addresses are per run"
-
-
-async def test_two_workers_race_for_the_same_addresses(ledgers: Ledgers) -> None:
-    require(ledgers.new(), "claim_addresses")
-    a, b = ledgers.new(), ledgers.new()
-    plan = {
-        "a": [(f"EMAIL\x1fu{i}@example.com", i) for i in range(60)],
-        "b": [(f"EMAIL\x1fu{i}@example.com", 500 + i) for i in range(30, 90)]
-        + [(f"EMAIL\x1fu{i}@example.com", i) for i in range(50, 60)],
-    }
-    results: list[tuple[str, int, bool]] = []
-
-    async def work(worker: Any, items: list[tuple[str, int]]) -> None:
-        for start in range(0, len(items), 15):
-            part = items[start : start + 15]
-            got = await worker.claim_addresses(R, part)
-            results.extend((fp, line, held) for (fp, line), held in zip(part, got, strict=True))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(work, a, plan["a"])
-        tg.start_soon(work, b, plan["b"])
-    holders: dict[str, set[int]] = {}
-    for fp, line, held in results:
-        if held:
-            holders.setdefault(fp, set()).add(line)
-    assert len(holders) == 90 and all(len(lines) == 1 for lines in holders.values()), holders
-    # Every worker agrees on who holds what.
-    for fp, line, held in results:
-        assert held == (line in holders[fp])
-
-
-async def test_shard_bookkeeping(ledgers: Ledgers) -> None:
-    ledger = ledgers.new()
-    require(ledger, "shard_started", "shard_done", "shards")
-    await ledger.start_run(run_info(R))
-    assert await ledger.shards(R) == []
-    await ledger.shard_started(R, "10", worker="w4")
-    await ledger.shard_started(R, "1", worker="w1")
-    await ledger.shard_started(R, "2", worker="w2")
-    await ledgers.new().shard_started(R, "1", worker="w3")  # SQS delivered it again
-    await ledger.shard_done(R, "1", {"SUCCESS": 3, "FILTERED": 1}, hook_invocations=2)
-    await ledger.shard_started(R, "3", worker="w1")
-    await ledger.shard_done(R, "3", {"SUCCESS": 1})
-    await ledgers.new().shard_started(R, "3", worker="w2")  # again, after it was done
-    shards = await ledgers.new().shards(R)
-    assert [s["shard_id"] for s in shards] == ["1", "2", "3", "10"], "numeric ids by number"
-    one, two, three, _ = shards
-    assert (one["state"], one["worker"], one["deliveries"]) == ("DONE", "w3", 2)
-    assert (one["counts"], one["hook_invocations"]) == ({"SUCCESS": 3, "FILTERED": 1}, 2)
-    assert one["started_at"] and one["last_started_at"] and one["finished_at"]
-    assert (two["state"], two["worker"], two["deliveries"]) == ("RUNNING", "w2", 1)
-    assert (two["counts"], two["hook_invocations"], two["finished_at"]) == ({}, 0, None)
-    assert (three["state"], three["deliveries"], three["counts"]) == ("DONE", 2, {"SUCCESS": 1})
-    assert await ledger.shards("other-run") == []
 
 
 async def test_close_makes_records_durable(ledgers: Ledgers) -> None:

@@ -1,4 +1,5 @@
-"""What only the DynamoDB ledger does: the table, retries, lost answers, fleet races.
+"""What only the DynamoDB ledger does: the table, retries, lost answers, fleet races,
+the fleet's shard records.
 
 Faults come from ``DynamoProxy`` in front of moto: an injected throttle or 5xx is a
 real HTTP answer that aiobotocore parses; a "lost" answer is a request moto applied
@@ -18,7 +19,6 @@ from dispatcher.ledger import Claim, SendClaim
 from dispatcher.ledger.dynamodb import DynamoLedger, DynamoLedgerError
 from tests.ledger.conftest import REGION, Ledgers
 from tests.ledger.helpers import all_outcomes, out, run_info
-from tests.servers.moto import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,7 @@ async def test_missing_table_is_a_ledger_error(dynamo: Ledgers) -> None:
     assert isinstance(caught.value, LedgerError)
     assert caught.value.code == "ResourceNotFoundException"
     assert caught.value.operation == "PutItem"
-    assert "create_table" in str(caught.value)
+    assert "(create it with: dispatcher ledger create-table no-such-table)" in str(caught.value)
 
 
 async def test_throttling_and_server_errors_are_retried(dynamo: Ledgers) -> None:
@@ -102,9 +102,11 @@ async def test_other_client_errors_are_not_retried(dynamo: Ledgers) -> None:
     assert proxy.count("GetItem") == 1
 
 
-async def test_unreachable_endpoint_is_retried_then_a_ledger_error(dynamo: Ledgers) -> None:
+async def test_unreachable_endpoint_is_retried_then_a_ledger_error(
+    dynamo: Ledgers, free_tcp_port: int
+) -> None:
     ledger = DynamoLedger(dynamo.table, region=REGION, attempts=2, max_backoff=0.01,
-                          endpoint_url=f"http://127.0.0.1:{free_port()}")  # fmt: skip
+                          endpoint_url=f"http://127.0.0.1:{free_tcp_port}")  # fmt: skip
     dynamo.opened.append(ledger)
     with pytest.raises(DynamoLedgerError, match="failed 2 times"):
         await ledger.get_run(R)
@@ -270,3 +272,29 @@ async def test_a_writer_with_a_stale_block_merges_what_others_wrote(dynamo: Ledg
                       **dict.fromkeys(range(11, 21), "FILTERED"),
                       **dict.fromkeys(range(21, 31), "THROTTLED")}  # fmt: skip
     assert await dynamo.new().counts(R) == {"SUCCESS": 10, "FILTERED": 10, "THROTTLED": 10}
+
+
+async def test_shard_bookkeeping(dynamo: Ledgers) -> None:
+    """The fleet's shard records (``FleetLedger``; a local run has no shards)."""
+    ledgers = dynamo
+    ledger = ledgers.new()
+    await ledger.start_run(run_info(R))
+    assert await ledger.shards(R) == []
+    await ledger.shard_started(R, "10", worker="w4")
+    await ledger.shard_started(R, "1", worker="w1")
+    await ledger.shard_started(R, "2", worker="w2")
+    await ledgers.new().shard_started(R, "1", worker="w3")  # SQS delivered it again
+    await ledger.shard_done(R, "1", {"SUCCESS": 3, "FILTERED": 1}, hook_invocations=2)
+    await ledger.shard_started(R, "3", worker="w1")
+    await ledger.shard_done(R, "3", {"SUCCESS": 1})
+    await ledgers.new().shard_started(R, "3", worker="w2")  # again, after it was done
+    shards = await ledgers.new().shards(R)
+    assert [s["shard_id"] for s in shards] == ["1", "2", "3", "10"], "numeric ids by number"
+    one, two, three, _ = shards
+    assert (one["state"], one["worker"], one["deliveries"]) == ("DONE", "w3", 2)
+    assert (one["counts"], one["hook_invocations"]) == ({"SUCCESS": 3, "FILTERED": 1}, 2)
+    assert one["started_at"] and one["last_started_at"] and one["finished_at"]
+    assert (two["state"], two["worker"], two["deliveries"]) == ("RUNNING", "w2", 1)
+    assert (two["counts"], two["hook_invocations"], two["finished_at"]) == ({}, 0, None)
+    assert (three["state"], three["deliveries"], three["counts"]) == ("DONE", 2, {"SUCCESS": 1})
+    assert await ledger.shards("other-run") == []

@@ -46,13 +46,21 @@ def read_png(data: bytes) -> Image:
     stride = width * channels
     rows: list[bytes] = []
     prior = bytes(stride)
+    # A row is a function of its filter, its filtered bytes and the row above: a page's
+    # runs of identical rows (margins, backgrounds) are unfiltered once, not per row.
+    done: dict[tuple[int, bytes, bytes], bytes] = {}
     for y in range(height):
         start = y * (stride + 1)
         filter_type = raw[start]
-        line = bytearray(raw[start + 1 : start + 1 + stride])
-        _unfilter(filter_type, line, prior, channels)
-        rows.append(bytes(line))
-        prior = rows[-1]
+        filtered = raw[start + 1 : start + 1 + stride]
+        key = (filter_type, filtered, prior)
+        row = done.get(key)
+        if row is None:
+            line = bytearray(filtered)
+            _unfilter(filter_type, line, prior, channels)
+            row = done[key] = bytes(line)
+        rows.append(row)
+        prior = row
     return Image(width, height, channels, rows)
 
 
@@ -71,12 +79,16 @@ def _unfilter(kind: int, line: bytearray, prior: bytes, bpp: int) -> None:
             left = line[i - bpp] if i >= bpp else 0
             line[i] = (line[i] + ((left + prior[i]) >> 1)) & 0xFF
     elif kind == 4:
-        for i in range(n):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prior[i]
-            c = prior[i - bpp] if i >= bpp else 0
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        for i in range(min(bpp, n)):  # no left neighbour: a = c = 0, so Paeth picks b
+            line[i] = (line[i] + prior[i]) & 0xFF
+        for i in range(bpp, n):
+            a, b, c = line[i - bpp], prior[i], prior[i - bpp]
+            # Paeth's |p - a|, |p - b|, |p - c| with p = a + b - c, without abs() calls
+            pa, pb = b - c, a - c
+            pc = pa + pb
+            pa = pa if pa >= 0 else -pa
+            pb = pb if pb >= 0 else -pb
+            pc = pc if pc >= 0 else -pc
             pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
             line[i] = (line[i] + pred) & 0xFF
     else:

@@ -1,14 +1,15 @@
 """Fixtures for the S3 segment and output tests: a moto server, real aiobotocore clients.
 
-One ``moto_server`` subprocess serves the whole session; every test gets its own bucket
-(``bucket`` fixture), so no reset is needed between tests or hypothesis examples.
+The session's one moto server (``moto_server``, tests/conftest.py) serves them; every test
+gets its own bucket (``bucket`` fixture), so no reset is needed between tests or
+hypothesis examples.
 """
 
 from __future__ import annotations
 
 import gzip
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytest
 
 from dispatcher.aws import AwsClients
 from dispatcher.model import Record
+from dispatcher.testing.moto import MotoServer
 from tests.segments.s3_proxy import S3Proxy
-from tests.servers.moto import MotoServer
 
 REGION = "us-east-1"
 _bucket_numbers = itertools.count()
@@ -28,12 +29,6 @@ def anyio_backend() -> str:
     """Session-scoped, so one event loop and one ``AwsClients`` serve every test here
     (creating clients costs ~0.5 s)."""
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 AWS_ENV = {

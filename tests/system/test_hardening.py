@@ -29,7 +29,7 @@ def peak_rss_mb(script: str, *args: str, timeout: float = 120) -> tuple[float, s
 
 
 SERVER = textwrap.dedent("""
-    import sys
+    import socket
     from aiohttp import web
 
     async def huge(request):
@@ -46,7 +46,11 @@ SERVER = textwrap.dedent("""
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", huge)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    print(sock.getsockname()[1], flush=True)  # listening already: no wait, no port race
+    web.run_app(app, sock=sock, print=None)
 """)
 
 CLIENT = textwrap.dedent("""
@@ -68,25 +72,14 @@ CLIENT = textwrap.dedent("""
 
 
 def test_a_200_mb_hook_answer_is_never_buffered() -> None:
-    from tests.servers.moto import free_port
-
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    try:
-        import time
-        import urllib.request
-
-        for _ in range(100):  # wait until it listens
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            except OSError as exc:
-                if "405" in str(exc) or "Method" in str(exc):
-                    break
-                time.sleep(0.1)
-        rss, out = peak_rss_mb(CLIENT, f"http://127.0.0.1:{port}")
-    finally:
-        server.kill()
-        server.wait()
+    with subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE,
+                          text=True) as server:  # fmt: skip
+        try:
+            assert server.stdout is not None
+            port = int(server.stdout.readline())
+            rss, out = peak_rss_mb(CLIENT, f"http://127.0.0.1:{port}")
+        finally:
+            server.kill()
     assert "refused:" in out and "limit" in out
     assert rss < 150, f"peak RSS {rss:.0f} MB while refusing a 200 MB answer"
 

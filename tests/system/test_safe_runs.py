@@ -324,7 +324,7 @@ Body = "Hi"
 
 
 def test_dry_run_sends_nothing_and_reports_empty_variables(tmp_path: Path) -> None:
-    from tests.servers import ServerProcess
+    from dispatcher.testing import ServerProcess
 
     n = 60
     write_jsonl(tmp_path / "seg.jsonl",

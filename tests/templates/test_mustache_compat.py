@@ -1,7 +1,7 @@
 """Today's templates render the same through the Handlebars engine as through pystache.
 
 The templates are collected from the places the brief names, not copied: every string
-holding ``{{`` in ``config/example.toml``, in the README's TOML examples, and in
+holding ``{{`` in ``config/example.toml``, in the TOML examples of README.md and docs/, and in
 ``tests/test_render.py`` and ``tests/test_campaign*.py``. Each renders with
 ``dispatcher.render.Template`` (Mustache) and ``dispatcher.handlebars`` over endpoints
 like the tests' own, as text and as HTML; both must agree, or both refuse the template.
@@ -44,8 +44,9 @@ def collected() -> dict[str, set[str]]:
 
     for s in _strings(tomllib.loads((ROOT / "config/example.toml").read_text())):
         add(s, "config/example.toml")
-    for s in re.findall(r'^\w+ = "(.*\{\{.*)"$', (ROOT / "README.md").read_text(), re.M):
-        add(s, "README.md")
+    for doc in [ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))]:
+        for s in re.findall(r'^\w+ = "(.*\{\{.*)"$', doc.read_text(), re.M):
+            add(s, str(doc.relative_to(ROOT)))
     for path in [ROOT / "tests/test_render.py", *sorted(ROOT.glob("tests/test_campaign*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -76,7 +77,8 @@ ENDPOINTS: list[dict[str, Any]] = [
 
 def test_the_collection_finds_the_known_templates() -> None:
     where = set().union(*TEMPLATES.values())
-    assert {"config/example.toml", "README.md", "tests/test_render.py"} <= where
+    assert {"config/example.toml", "tests/test_render.py"} <= where
+    assert "docs/configuration.md" in where, "the configuration reference's examples"
     assert any(w.startswith("tests/test_campaign") for w in where)
     assert (
         "Hi {{User.UserAttributes.FirstName}}, your score is {{Attributes.CreditScore}}"

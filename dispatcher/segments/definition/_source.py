@@ -88,8 +88,10 @@ class DefinedSource:
     """A ``SegmentSource`` yielding only ``source``'s records in the segment that
     ``predicate`` decides, plus its unreadable ones.
 
-    ``counts.scanned`` is the records read by ``batches()`` so far (from ``start_line``
-    on: a resumed run reads, and counts, only the rest of the source).
+    ``counts.scanned`` is the records read by the latest ``batches()`` so far (from
+    ``start_line`` on: a resumed run reads, and counts, only the rest of the source).
+    Each call starts the counts afresh: a local-time run reads its segment once per
+    wave, and ``Scanned`` is the records in the source, not the reads.
     """
 
     def __init__(self, source: SegmentSource, predicate: Predicate, *,
@@ -104,7 +106,14 @@ class DefinedSource:
     def scanned(self) -> int:
         return self.counts.scanned
 
+    def progress(self) -> tuple[int, int] | None:
+        """The wrapped source's (bytes read, size), when it knows them: the progress
+        line's percent follows the scan, not the few records kept."""
+        position = getattr(self.source, "progress", None)
+        return position() if callable(position) else None
+
     async def batches(self, *, start_line: int = 1) -> AsyncIterator[list[Record]]:
+        self.counts = SegmentCounts()
         inner = self.source.batches(start_line=start_line)
         try:
             async for batch in filter_batches(inner, self.predicate, counts=self.counts,

@@ -10,12 +10,12 @@ request in ``messages`` (``MessageId`` added). Errors carry ``x-amzn-ErrorType``
 ``POST /_test/account`` merges a JSON object into it; an ``"error"`` member
 (``{"code", "message", "status"}``) makes it fail instead, e.g. ``AccessDeniedException``.
 
-Faults (see ``tests.servers._base.Faults``): ``throttle_next`` / ``throttle_addresses`` /
+Faults (see ``dispatcher.testing._base.Faults``): ``throttle_next`` / ``throttle_addresses`` /
 ``throttle_rate`` (429 ``TooManyRequestsException``), ``error_next`` (5xx), ``drop_next``,
 ``delay``, ``fail_addresses`` keyed by To address, e.g. ``{"a@x": {"code": "MessageRejected",
 "message": "Email address is not verified."}}`` (400 unless ``status`` says otherwise).
 
-Run: ``python -m tests.servers.ses --port 0``.
+Run: ``python -m dispatcher.testing.ses --port 0``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.servers._base import Drop, WireServer
+from dispatcher.testing._base import Drop, WireServer
 
 ACCOUNT: dict[str, Any] = {
     "DedicatedIpAutoWarmupEnabled": False,

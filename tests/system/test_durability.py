@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import endpoint, read_jsonl, write_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 HOOK = """
 import random, time
@@ -196,7 +196,7 @@ send_concurrency = 4
 @pytest.mark.parametrize("seed", [11, 12])
 def test_sigkill_during_provider_sends_never_sends_twice(tmp_path: Path, seed: int) -> None:
     """Counted at the provider: after kills and resumes, no number got two messages."""
-    from tests.servers import ServerProcess
+    from dispatcher.testing import ServerProcess
 
     rng = random.Random(seed)
     n = 1500

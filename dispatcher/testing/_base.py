@@ -1,7 +1,7 @@
 """What every local wire-compatible server shares: lifecycle, recording, fault injection.
 
 A server runs in-process (``async with SmsServer() as s: s.url``; it binds 127.0.0.1 on a
-free port in the current event loop) or as a subprocess (``python -m tests.servers.sms
+free port in the current event loop) or as a subprocess (``python -m dispatcher.testing.sms
 --port N``; ``--port 0`` picks a free port; the first stdout line is ``READY <url>``).
 
 Test endpoints, the same on every server:
@@ -248,7 +248,7 @@ class WireServer:
 
     @classmethod
     def main(cls, argv: list[str] | None = None) -> None:
-        parser = argparse.ArgumentParser(prog=f"python -m tests.servers.{cls.name}")
+        parser = argparse.ArgumentParser(prog=f"python -m dispatcher.testing.{cls.name}")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
         args = parser.parse_args(argv)

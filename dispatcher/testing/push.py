@@ -5,7 +5,7 @@ body; the answer is the ``MessageResponse`` (``{ApplicationId, RequestId, Result
 {address: {DeliveryStatus, StatusCode, StatusMessage, MessageId}}}``). Errors carry
 ``x-amzn-ErrorType`` and ``{"Message", "RequestID"}`` like Pinpoint's.
 
-Faults (see ``tests.servers._base.Faults``): whole-call ``throttle_next`` and
+Faults (see ``dispatcher.testing._base.Faults``): whole-call ``throttle_next`` and
 ``throttle_rate`` (429 ``TooManyRequestsException``), ``error_next`` (5xx), ``drop_next``,
 ``delay``; per address ``throttle_addresses`` (``THROTTLED``), ``fail_addresses``
 (``PERMANENT_FAILURE`` with ``message``/``status``) and ``results`` (any
@@ -15,7 +15,7 @@ Each delivered address is recorded in ``messages`` as ``{ApplicationId, Address,
 ChannelType, TitleOverride, BodyOverride, Message (the platform message), MessageId}``;
 each call's request in ``calls``.
 
-Run: ``python -m tests.servers.push --port 0``.
+Run: ``python -m dispatcher.testing.push --port 0``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.servers._base import Drop, WireServer
+from dispatcher.testing._base import Drop, WireServer
 
 MAX_ADDRESSES = 100
 PLATFORM_KEYS = {

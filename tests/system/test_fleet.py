@@ -11,15 +11,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
+from dispatcher.testing import ServerProcess
+from dispatcher.testing.moto import MotoServer
 from tests.conftest import endpoint
-from tests.servers import ServerProcess
-from tests.servers.moto import MotoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,12 +55,6 @@ dynamodb_table = "ledger"
 hook_concurrency = 8
 send_concurrency = 8
 """
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 def aws_env(moto_url: str) -> dict[str, str]:
@@ -151,7 +144,7 @@ def test_three_workers_one_killed_nothing_lost_nothing_twice(
                     summary = json.loads(s3.get_object(
                         Bucket="segments", Key=f"fleet/runs/{run_id}/summary.json")["Body"].read())
                     break
-                time.sleep(1)
+                time.sleep(0.25)  # a wait for the summary object, nothing more
             assert summary is not None, "the fleet did not finish"
         finally:
             for w in workers[1:]:

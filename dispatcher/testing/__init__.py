@@ -1,12 +1,17 @@
-"""Local wire-compatible AWS endpoints for tests and benchmarks, and their launchers.
+"""Wire-compatible AWS endpoints for tests and benchmarks, and their launchers.
 
-* ``tests.servers.sms.SmsServer``   -- ``pinpoint-sms-voice-v2`` ``SendTextMessage`` (JSON 1.0)
-* ``tests.servers.push.PushServer`` -- Pinpoint ``SendMessages`` (rest-json)
-* ``tests.servers.ses.SesServer``   -- SES v2 ``SendEmail`` (rest-json; faults and benchmarks)
-* ``tests.servers.moto.MotoServer`` -- a ``moto_server`` subprocess (SES v2, S3, SQS, ...)
+Shipped with the package, so that the project's tests, its benchmarks and your own
+tests use the same fakes; nothing in ``dispatcher`` imports this package (``import
+dispatcher`` stays light). Servers other than moto need only aiohttp; ``MotoServer``
+needs ``moto[server]`` (the ``test`` extra).
+
+* ``dispatcher.testing.sms.SmsServer``   -- ``pinpoint-sms-voice-v2`` ``SendTextMessage`` (JSON 1.0)
+* ``dispatcher.testing.push.PushServer`` -- Pinpoint ``SendMessages`` (rest-json)
+* ``dispatcher.testing.ses.SesServer``   -- SES v2 ``SendEmail`` (rest-json; faults and benchmarks)
+* ``dispatcher.testing.moto.MotoServer`` -- moto in a subprocess (SES v2, S3, SQS, DynamoDB, ...)
 
 Each ``WireServer`` runs in-process (``async with SmsServer() as s``) or as a subprocess
-(``ServerProcess("sms")``, i.e. ``python -m tests.servers.sms --port 0``).
+(``ServerProcess("sms")``, i.e. ``python -m dispatcher.testing.sms --port 0``).
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, ClassVar, Self
 
 import orjson
 
-__all__ = ["REPO_ROOT", "ServerProcess", "http_json"]
+__all__ = ["ServerProcess", "http_json"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+_IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
+"""The directory ``dispatcher`` is imported from: the subprocess imports the same one."""
 
 
 def http_json(url: str, data: Any = None, *, timeout: float = 5.0) -> Any:
@@ -46,10 +53,15 @@ class ServerProcess:
     ``set_faults(**faults)``, ``reset()``.
     """
 
+    quiet: ClassVar[bool] = False
+    """Discard the server's stderr unless ``log`` names a file."""
+
     def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = 0,
-                 ready_timeout: float = 15.0) -> None:  # fmt: skip
+                 ready_timeout: float = 15.0, log: Path | None = None) -> None:  # fmt: skip
         self.name = name
-        self.args = [sys.executable, "-m", f"tests.servers.{name}", "--host", host,
+        self.log = log
+        """A file the server's stderr is appended to (else this process's stderr)."""
+        self.args = [sys.executable, "-m", f"dispatcher.testing.{name}", "--host", host,
                      "--port", str(port)]  # fmt: skip
         self.ready_timeout = ready_timeout
         self.url = ""
@@ -57,10 +69,15 @@ class ServerProcess:
 
     def start(self) -> Self:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-        self.process = subprocess.Popen(
-            self.args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
+            p for p in (_IMPORT_ROOT, os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
+        with ExitStack() as files:
+            err: IO[bytes] | int | None = subprocess.DEVNULL if self.quiet else None
+            if self.log is not None:
+                err = files.enter_context(self.log.open("ab"))
+            self.process = subprocess.Popen(
+                self.args, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=err,
+            )  # fmt: skip
         assert self.process.stdout is not None
         deadline = time.monotonic() + self.ready_timeout
         line = b""

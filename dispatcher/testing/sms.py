@@ -4,12 +4,12 @@ JSON 1.0 protocol: ``POST /`` with ``X-Amz-Target: PinpointSMSVoiceV2.SendTextMe
 and an ``application/x-amz-json-1.0`` body; errors are ``{"__type": code, "Message": ...}``
 (modeled fields such as ``Reason`` beside it). Only ``SendTextMessage`` is implemented.
 
-Faults (see ``tests.servers._base.Faults``): ``throttle_next`` / ``throttle_addresses`` /
+Faults (see ``dispatcher.testing._base.Faults``): ``throttle_next`` / ``throttle_addresses`` /
 ``throttle_rate`` answer ``ThrottlingException``; ``error_next`` an ``InternalServerException`` with
 ``error_status``; ``fail_addresses`` any error, e.g.
 ``{"+15550100": {"code": "ConflictException", "reason": "DESTINATION_PHONE_NUMBER_OPTED_OUT"}}``.
 
-Run: ``python -m tests.servers.sms --port 0``.
+Run: ``python -m dispatcher.testing.sms --port 0``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.servers._base import Drop, WireServer
+from dispatcher.testing._base import Drop, WireServer
 
 TARGET_PREFIX = "PinpointSMSVoiceV2."
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
