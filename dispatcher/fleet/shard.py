@@ -29,9 +29,13 @@ from dispatcher.aws import AwsClients
 from dispatcher.errors import DispatchError
 from dispatcher.fleet.jobs import LineBits, ShardJob
 from dispatcher.ledger.base import Claim, FleetLedger, LineSet, RunInfo, SendClaim
-from dispatcher.model import Outcome, Record, Status
+from dispatcher.model import FAILURE_STATUSES, Outcome, Record, Status, Summary
 from dispatcher.progress import Counters
 from dispatcher.segments import SegmentSource
+
+SHARD_FAILURES = 10
+"""Failure reasons each shard keeps for the run's TopFailures (the run shows 3): a
+reason frequent across the run is among each shard's most frequent ten."""
 
 
 class ShardLedger:
@@ -174,7 +178,7 @@ async def run_shard(job: ShardJob, *, clients: AwsClients, worker: str) -> Shard
         store = DynamoLeaseStore(job.table, clients=clients)
         async with SharedCeilings(store, scope=run_id) as ceilings:
             ctx.ceilings = ceilings
-            await execute(
+            stages = await execute(
                 ctx,
                 source=InSegment(ShardSource(job.shard, clients,
                                              max_record_bytes=settings.segment_max_record_bytes),
@@ -189,13 +193,20 @@ async def run_shard(job: ShardJob, *, clients: AwsClients, worker: str) -> Shard
         report.by_status.update(log.counts)
         part: list[bytes] = []
         counts: Counter[str] = Counter()
+        failures: Counter[tuple[str, str]] = Counter()
         async for batch in ledger.outcomes(run_id, lines=job.lines):
             part.extend(orjson.dumps(o.to_json()) for o in batch)
             counts.update(o.status.value for o in batch)
+            failures.update((o.status.value, o.reason or "") for o in batch
+                            if o.status.value in FAILURE_STATUSES)  # fmt: skip
         await put_json_lines(shard_part_url(job.output, "outcomes", job.shard.index), part,
                              clients)  # fmt: skip
-        await ledger.shard_done(run_id, index, dict(counts),
-                                hook_invocations=report.counters.hook_invocations)  # fmt: skip
+        # The run's TopFailures are merged from each shard's most frequent ones.
+        await ledger.shard_done(
+            run_id, index, dict(counts), hook_invocations=report.counters.hook_invocations,
+            ignored_hook_ids=stages.ignored_hook_ids,
+            failures=[(st, reason, k) for (st, reason), k in failures.most_common(SHARD_FAILURES)],
+        )  # fmt: skip
         await finish_if_last(ledger, job, clients)
     return report
 
@@ -211,20 +222,22 @@ async def finish_if_last(ledger: FleetLedger, job: ShardJob, clients: AwsClients
         return
     counts = await ledger.counts(job.run_id)
     info = await ledger.get_run(job.run_id)
-    finished_at = now_iso()
     total = sum(counts.values())
-    # Submit recorded the records it read; a run from before it did: all in the segment.
-    scanned = info.extra.get("Scanned", total) if info else total
-    summary: dict[str, Any] = {
-        "RunId": job.run_id,
-        "Total": total,
-        "Scanned": scanned,
-        "ByStatus": dict(sorted(counts.items())),
-        "HookInvocations": sum(int(s.get("hook_invocations", 0)) for s in shards),
-        "Shards": len(done),
-        "StartedAt": info.started_at if info else None,
-        "FinishedAt": finished_at,
-    }
+    failures: Counter[tuple[str, str]] = Counter()
+    for s in done:
+        failures.update({(st, reason): k for st, reason, k in s.get("failures", ())})
+    # The same summary as a local run's (``Summary``), plus the shard count.
+    run = Summary(
+        run_id=job.run_id, total=total, by_status=dict(counts),
+        hook_invocations=sum(int(s.get("hook_invocations", 0)) for s in shards),
+        ignored_hook_ids=sum(int(s.get("ignored_hook_ids", 0)) for s in done),
+        started_at=info.started_at if info else "", finished_at=now_iso(),
+        top_failures=[(st, reason, k) for (st, reason), k in failures.most_common(3)],
+        # Submit recorded the records it read; a run from before it did: all in the segment.
+        scanned=int(info.extra.get("Scanned", total)) if info else total,
+    )  # fmt: skip
+    summary = {**run.to_json(), "Shards": len(done)}
+    finished_at = run.finished_at
     await put_json_lines(job.output_url("summary.json"), [orjson.dumps(summary)], clients)
     await ledger.finish_run(job.run_id, finished_at=finished_at, summary=summary)
 

@@ -189,8 +189,9 @@ class FleetLedger(Ledger, Protocol):
     async def shard_started(self, run_id: str, shard_id: str, *, worker: str) -> None: ...
 
     async def shard_done(
-        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0
-    ) -> None: ...
+        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0,
+        ignored_hook_ids: int = 0, failures: Sequence[tuple[str, str, int]] = (),
+    ) -> None: ...  # fmt: skip
 
     async def shards(self, run_id: str) -> list[dict[str, Any]]:
         """Per shard: shard_id, state (RUNNING / DONE), worker, deliveries, counts, ..."""

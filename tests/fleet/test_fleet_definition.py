@@ -120,6 +120,10 @@ def test_a_fleet_run_sends_the_segment_as_dispatcher_run_does(
     assert summary["Total"] == local.total == len(expected)
     assert summary["Scanned"] == local.scanned == n
     assert summary["ByStatus"] == local.by_status
+    # One summary builder: the fleet's has a local run's keys and values, plus Shards.
+    assert set(summary) == set(local.to_json()) | {"Shards"}
+    assert summary["TopFailures"] == local.to_json()["TopFailures"]
+    assert summary["IgnoredHookEndpoints"] == local.ignored_hook_ids
 
 
 def test_a_job_with_lines_outside_the_segment_is_format_3() -> None:

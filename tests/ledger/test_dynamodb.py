@@ -284,7 +284,8 @@ async def test_shard_bookkeeping(dynamo: Ledgers) -> None:
     await ledger.shard_started(R, "1", worker="w1")
     await ledger.shard_started(R, "2", worker="w2")
     await ledgers.new().shard_started(R, "1", worker="w3")  # SQS delivered it again
-    await ledger.shard_done(R, "1", {"SUCCESS": 3, "FILTERED": 1}, hook_invocations=2)
+    await ledger.shard_done(R, "1", {"SUCCESS": 3, "FILTERED": 1}, hook_invocations=2,
+                            ignored_hook_ids=4, failures=[("HOOK_FAILURE", "hook h: boom", 7)])
     await ledger.shard_started(R, "3", worker="w1")
     await ledger.shard_done(R, "3", {"SUCCESS": 1})
     await ledgers.new().shard_started(R, "3", worker="w2")  # again, after it was done
@@ -293,8 +294,11 @@ async def test_shard_bookkeeping(dynamo: Ledgers) -> None:
     one, two, three, _ = shards
     assert (one["state"], one["worker"], one["deliveries"]) == ("DONE", "w3", 2)
     assert (one["counts"], one["hook_invocations"]) == ({"SUCCESS": 3, "FILTERED": 1}, 2)
+    assert one["ignored_hook_ids"] == 4
+    assert one["failures"] == [("HOOK_FAILURE", "hook h: boom", 7)]
     assert one["started_at"] and one["last_started_at"] and one["finished_at"]
     assert (two["state"], two["worker"], two["deliveries"]) == ("RUNNING", "w2", 1)
     assert (two["counts"], two["hook_invocations"], two["finished_at"]) == ({}, 0, None)
     assert (three["state"], three["deliveries"], three["counts"]) == ("DONE", 2, {"SUCCESS": 1})
+    assert (three["ignored_hook_ids"], three["failures"]) == (0, [])
     assert await ledger.shards("other-run") == []

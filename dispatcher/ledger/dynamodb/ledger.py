@@ -139,12 +139,16 @@ class DynamoLedger:
         await self._runs.shard_started(run_id, shard_id, worker=worker)
 
     async def shard_done(
-        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0
-    ) -> None:
+        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int = 0,
+        ignored_hook_ids: int = 0, failures: Sequence[tuple[str, str, int]] = (),
+    ) -> None:  # fmt: skip
         """Every record of the shard has its outcome in the ledger (written first):
-        ``counts`` by status, and the hook invocations the shard took."""
+        ``counts`` by status, the hook invocations the shard took, the endpoint ids its
+        hook answered that were not in its events, and its most frequent failures
+        (status, reason, count): what the run's summary adds up."""
         await self.flush()
-        await self._runs.shard_done(run_id, shard_id, counts, hook_invocations=hook_invocations)
+        await self._runs.shard_done(run_id, shard_id, counts, hook_invocations=hook_invocations,
+                                    ignored_hook_ids=ignored_hook_ids, failures=failures)
 
     async def shards(self, run_id: str) -> list[dict[str, Any]]:
         """Every shard seen for the run, numeric ids in numeric order: ``shard_id``,

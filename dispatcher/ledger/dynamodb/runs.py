@@ -8,7 +8,7 @@ ledger that never saw the run reads it once, on its first record).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -93,14 +93,16 @@ class Runs:
         )  # fmt: skip
 
     async def shard_done(
-        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int
-    ) -> None:
+        self, run_id: str, shard_id: str, counts: Mapping[str, int], *, hook_invocations: int,
+        ignored_hook_ids: int, failures: Sequence[tuple[str, str, int]],
+    ) -> None:  # fmt: skip
         await self.table.call(
             "update_item", Key=run_key(run_id, "S#" + shard_id),
-            UpdateExpression="SET t1 = :now, c = :c, h = :h",
+            UpdateExpression="SET t1 = :now, c = :c, h = :h, i = :i, f = :f",
             ExpressionAttributeValues={
                 ":now": s(_now()), ":c": {"M": {k: n(int(v)) for k, v in counts.items()}},
-                ":h": n(int(hook_invocations))},
+                ":h": n(int(hook_invocations)), ":i": n(int(ignored_hook_ids)),
+                ":f": s(orjson.dumps([list(f) for f in failures]).decode())},
         )  # fmt: skip
 
     async def shards(self, run_id: str) -> list[dict[str, Any]]:
@@ -119,6 +121,9 @@ class Runs:
                 "finished_at": str_of(item, "t1"),
                 "counts": {k: int(v["N"]) for k, v in item.get("c", {}).get("M", {}).items()},
                 "hook_invocations": int_of(item, "h") if "h" in item else 0,
+                "ignored_hook_ids": int_of(item, "i") if "i" in item else 0,
+                "failures": [(str(st), str(reason), int(k)) for st, reason, k
+                             in orjson.loads(str_of(item, "f") or "[]")],
             })  # fmt: skip
         out.sort(key=lambda sh: (0, int(sh["shard_id"]), "") if sh["shard_id"].isdigit()
                  else (1, 0, sh["shard_id"]))  # fmt: skip
