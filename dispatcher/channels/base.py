@@ -121,7 +121,7 @@ class OpeningSender(Sender, Protocol):
 
 async def open_senders(senders: Iterable[Sender]) -> list[str]:
     """``open()`` each distinct ``OpeningSender`` among ``senders``, concurrently; their
-    notes in the order given. Call before the routes are built (``context._routes``)."""
+    notes in the order given. Call before the routes are built (``routes.build_routes``)."""
     distinct = list({id(s): s for s in senders if isinstance(s, OpeningSender)}.values())
     notes: list[str | None] = [None] * len(distinct)
 

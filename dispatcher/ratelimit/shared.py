@@ -146,7 +146,7 @@ class SharedCeilings:
     """A ``CeilingFactory`` whose ceilings are shared through a ``LeaseStore``.
 
     ``async with SharedCeilings(store, scope=run_id) as ceilings:`` then pass
-    ``ceilings`` wherever a factory goes (``context._routes``). Each ceiling's limiter
+    ``ceilings`` wherever a factory goes (``routes.build_routes``). Each ceiling's limiter
     starts at rate 0 and follows this member's lease, kept by a task of its own; on exit
     the leases are given back (bounded by ``release_timeout``; a lease not given back
     just ends). ``scope`` names what the members share (the run id): the store key of a
