@@ -3,7 +3,7 @@
     python benchmarks/bench_channels.py [--quick]
 
 For each sender (SES v2, SMS v2, Pinpoint push) against its local wire-compatible server
-running in a *separate process* (``tests.servers``; never moto, which measures itself):
+running in a *separate process* (``dispatcher.testing``; never moto, which measures itself):
 sends/s and client CPU per send (``time.process_time()`` of this process only).
 
 Then the send-rate ceiling *as the provider sees it*: each sender paced under a ceiling
@@ -33,8 +33,8 @@ from dispatcher.channels import push, ses, sms  # noqa: E402
 from dispatcher.channels.base import Message, PacedSender, SenderContext  # noqa: E402
 from dispatcher.model import Status  # noqa: E402
 from dispatcher.ratelimit import Pacing, RateLimiter  # noqa: E402
+from dispatcher.testing import ServerProcess  # noqa: E402
 from tests.channels.wire import busiest, sustained  # noqa: E402
-from tests.servers import ServerProcess  # noqa: E402
 
 REGION = "us-east-1"
 POOL = 64
@@ -197,7 +197,142 @@ async def main(quick: bool) -> None:
     await bench_limiter_virtual(20_000, 50_000 if quick else 200_000)
 
 
+# ---------------------------------------------------------------------------------------
+# Issue 14 target 4 and issue 17's wire ceiling, as figures for ``benchmarks/run.py``
+# ---------------------------------------------------------------------------------------
+
+SEND_TARGET_MS = 0.3
+"""Client CPU per SES or SMS send (issue 14, target 4)."""
+PUSH_TARGET_US = 25.0
+"""Client CPU per push address (issue 14, target 4)."""
+
+
+async def _sender_cpu(name: str, factory: Any, options: dict[str, Any], msgs: list[Message],
+                      workers: int) -> float:  # fmt: skip
+    """Client CPU seconds per message of the dispatcher's sender."""
+    with ServerProcess(name) as server:
+        clients = AwsClients(REGION, max_pool_connections=POOL)
+        try:
+            ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
+                                concurrency=workers)  # fmt: skip
+            sender = factory(name.upper(), {"endpoint_url": server.url, **options}, ctx)
+            await drive(sender, msgs[: sender.max_batch * 2], 2)  # warm up: client, pool
+            _, cpu, ok = await drive(sender, msgs, workers)
+        finally:
+            await clients.aclose()
+    if ok != len(msgs):
+        raise SystemExit(f"{name}: {len(msgs) - ok} of {len(msgs)} sends failed")
+    return cpu / len(msgs)
+
+
+async def _stock_cpu(
+    name: str, calls: list[dict[str, Any]], per_call: int, in_flight: int
+) -> float:
+    """Client CPU seconds per message of stock aiobotocore calls, ``in_flight`` at once."""
+    service, operation = {"ses": ("sesv2", "send_email"),
+                          "sms": ("pinpoint-sms-voice-v2", "send_text_message"),
+                          "push": ("pinpoint", "send_messages")}[name]  # fmt: skip
+    with ServerProcess(name) as server:
+        clients = AwsClients(REGION, max_pool_connections=POOL)
+        try:
+            client = await clients.client(service, endpoint_url=server.url)
+            method = getattr(client, operation)
+            for kwargs in calls[:4]:  # warm up
+                await method(**kwargs)
+            slots = anyio.Semaphore(in_flight)
+
+            async def one(kwargs: dict[str, Any]) -> None:
+                try:
+                    await method(**kwargs)
+                finally:
+                    slots.release()
+
+            cpu = time.process_time()
+            async with anyio.create_task_group() as tg:
+                for kwargs in calls:
+                    await slots.acquire()  # a slot before the task: no parked tasks
+                    tg.start_soon(one, kwargs)
+            cpu = time.process_time() - cpu
+        finally:
+            await clients.aclose()
+    return cpu / (len(calls) * per_call)
+
+
+async def _wire_window(rate: float, seconds: float) -> dict[str, float]:
+    """SMS paced at ``rate`` (16 workers, batch 10): busiest 1-s window at the server."""
+    text = {"OriginationNumber": "+12065550199", "MessageType": "TRANSACTIONAL"}
+    msgs = messages(int(rate * seconds), "SMS", lambda i: f"+1425555{i % 10000:04d}", text)
+    with ServerProcess("sms") as server:
+        clients = AwsClients(REGION, max_pool_connections=POOL)
+        try:
+            ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
+                                concurrency=16)  # fmt: skip
+            sender = sms.create("SMS", {"endpoint_url": server.url, "max_batch": 10}, ctx)
+            await drive(sender, msgs[:20], 2)
+            sender.pace(Pacing(RateLimiter(rate)))
+            server.reset()
+            await drive(sender, msgs, 16)
+            arrivals = server.arrivals()
+        finally:
+            await clients.aclose()
+    return {"ceiling": rate, "messages": len(msgs), "busiest": busiest(arrivals),
+            "sustained": round(sustained(arrivals), 1)}  # fmt: skip
+
+
+async def targets(quick: bool) -> dict[str, Any]:
+    """Issue 14 target 4 (client CPU per send, the sender beside stock aiobotocore calls
+    of the same requests) and issue 17's busiest one-second window at the wire."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    n = 300 if quick else 1500
+    mail = {"FromAddress": "news@example.com"}
+    emails = messages(n, "EMAIL", lambda i: f"user{i}@example.com", mail)
+    text = {"OriginationNumber": "+12065550199", "MessageType": "TRANSACTIONAL"}
+    texts = messages(n, "SMS", lambda i: f"+1425555{i % 10000:04d}", text)
+    push_template = {"Action": "URL", "Url": "https://example.com/offer", "JsonBody": '{"k": "v"}'}
+    tokens = messages(10 * n, "GCM", lambda i: f"fcm-token-{i:08d}-" + "x" * 120, push_template)
+    out: dict[str, Any] = {}
+    out["ses"] = {
+        "sender": await _sender_cpu("ses", ses.create, {"max_batch": 10, "account_quota": False},
+                                    emails, 6),
+        "stock": await _stock_cpu("ses", [{
+            "FromEmailAddress": "news@example.com", "Destination": {"ToAddresses": [m.address]},
+            "Content": {"Simple": {"Subject": {"Data": m.title or "", "Charset": "UTF-8"},
+                                   "Body": {"Text": {"Data": m.body, "Charset": "UTF-8"},
+                                            "Html": {"Data": m.html_body, "Charset": "UTF-8"}}}},
+        } for m in emails], 1, 60),
+    }  # fmt: skip
+    out["sms"] = {
+        "sender": await _sender_cpu("sms", sms.create, {"max_batch": 10}, texts, 6),
+        "stock": await _stock_cpu("sms", [{
+            "DestinationPhoneNumber": m.address, "MessageBody": m.body,
+            "OriginationIdentity": "+12065550199", "MessageType": "TRANSACTIONAL",
+        } for m in texts], 1, 60),
+    }  # fmt: skip
+    out["push"] = {
+        "sender": await _sender_cpu("push", push.create, {}, tokens, 4),
+        "stock": await _stock_cpu("push", [{
+            "ApplicationId": "bench-app", "MessageRequest": {
+                "Addresses": {m.address: {"ChannelType": "GCM", "BodyOverride": m.body,
+                                          "TitleOverride": m.title}
+                              for m in tokens[i : i + 100]},
+                "MessageConfiguration": {"GCMMessage": {"Action": "URL",
+                                                        "Url": "https://example.com/offer"}}},
+        } for i in range(0, len(tokens), 100)], 100, 4),
+    }  # fmt: skip
+    out["wire"] = await _wire_window(250.0, 2.0 if quick else 4.0)
+    return out
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, shorter runs")
-    anyio.run(main, parser.parse_args().quick)
+    parser.add_argument("--targets", type=Path, metavar="JSON",
+                        help="only issue 14's target 4 and the wire window, as JSON to this file")
+    cli = parser.parse_args()
+    if cli.targets:
+        import json
+
+        cli.targets.write_text(json.dumps(anyio.run(targets, cli.quick), indent=2) + "\n")
+    else:
+        anyio.run(main, cli.quick)

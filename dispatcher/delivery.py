@@ -8,6 +8,7 @@ stays claimed and ends "in doubt", never repeated (``dispatcher.ledger``).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -36,8 +37,9 @@ async def send_worker(s: Stages, batch_rx: ObjectReceiveStream[SendBatch]) -> No
             by_route, failed = _render(s, batch)
             if failed:
                 await s.record([f[0] for f in failed], definitions=[f[1] for f in failed])
+            claimed = await _claim_first_parts(s, by_route) if s.ledger is not None else {}
             for key, messages in by_route.items():
-                await deliver(s, s.routes[key], messages)
+                await deliver(s, s.routes[key], messages, claimed=claimed.get(key))
 
 
 def _render(
@@ -78,21 +80,62 @@ def _backoff(attempt: int, hint: float | None) -> float:
     return random.uniform(0, min(5.0, 0.25 * 2**attempt))
 
 
-async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
-    """Send with retries for provably unsent messages; record one outcome per message."""
+def _part_size(route: Route) -> int:
+    """No batch larger than the limiter grants now (a shared ceiling's share may be small)."""
+    return max(1, min(route.sender.max_batch, route.max_grant, route.limiter.max_grant))
+
+
+async def _claim_first_parts(
+    s: Stages, by_route: dict[tuple[str, str], list[Message]]
+) -> dict[tuple[str, str], tuple[int, list[Message]]]:
+    """Group commit: claim the first part of every route of a batch in one ledger call
+    (one transaction, not one per route), before any of them is sent. Only the first
+    part: what waits behind a rate limiter is claimed when its turn comes, so a crash
+    leaves no more than one part per route in doubt. Per route: (messages claimed, those
+    granted)."""
+    assert s.ledger is not None
+    firsts: list[tuple[tuple[str, str], list[Message]]] = []
+    claims: list[SendClaim] = []
+    for key, messages in by_route.items():
+        route = s.routes[key]
+        first = messages[: _part_size(route)]
+        firsts.append((key, first))
+        name = route.sender_name
+        claims.extend([SendClaim(m.endpoint_id, m.line, name) for m in first])
+    answers = await s.ledger.claim(s.run_id, claims)
+    out: dict[tuple[str, str], tuple[int, list[Message]]] = {}
+    settled: list[Outcome] = []
+    at = 0
+    for key, first in firsts:
+        granted = _settle_claims(first, answers[at : at + len(first)], settled)
+        at += len(first)
+        out[key] = (len(first), granted)
+    if settled:
+        await s.record(settled)
+    return out
+
+
+async def deliver(
+    s: Stages,
+    route: Route,
+    messages: list[Message],
+    *,
+    claimed: tuple[int, list[Message]] | None = None,
+) -> None:
+    """Send with retries for provably unsent messages; record one outcome per message.
+
+    ``claimed``: the first ``n`` messages were claimed already, these were granted."""
     pending = messages
     for attempt in range(1, s.send_attempts + 1):
         retry: list[Message] = []
         hint: float | None = None
-        # No batch larger than the limiter grants now (a shared ceiling's share may be small).
-        size = max(1, min(route.sender.max_batch, route.max_grant, route.limiter.max_grant))
-        for start in range(0, len(pending), size):
-            part = pending[start : start + size]
-            if attempt == 1:
+        size = _part_size(route)
+        for part, unclaimed in _parts(pending, size, claimed if attempt == 1 else None):
+            if attempt == 1 and unclaimed:
                 part = await (_claim(s, route.sender_name, part) if s.ledger is not None
                               else _claim_in_memory(s, part))  # fmt: skip
-                if not part:
-                    continue
+            if not part:
+                continue
             # Held until the send returns: its requests count in the ceiling's window until
             # then (a PacedSender's route holds NoLimit: it takes a permit per request).
             with await route.limiter.acquire(len(part)):
@@ -135,14 +178,37 @@ async def deliver(s: Stages, route: Route, messages: list[Message]) -> None:
 IN_DOUBT_REASON = "send in doubt: an earlier attempt of this run may have sent it; not re-sent"
 
 
+def _parts(
+    pending: list[Message], size: int, claimed: tuple[int, list[Message]] | None
+) -> Iterator[tuple[list[Message], bool]]:
+    """(part, still to claim) in ``size`` slices; what ``claimed`` covers comes first."""
+    if claimed is not None:
+        done, granted = claimed
+        for start in range(0, len(granted), size):
+            yield granted[start : start + size], False
+        pending = pending[done:]
+    for start in range(0, len(pending), size):
+        yield pending[start : start + size], True
+
+
 async def _claim(s: Stages, sender_name: str, part: list[Message]) -> list[Message]:
     """Claim endpoints in the ledger before sending; settle those already claimed."""
     assert s.ledger is not None
     answers = await s.ledger.claim(
         s.run_id, [SendClaim(m.endpoint_id, m.line, sender_name) for m in part]
     )
-    granted: list[Message] = []
     settled: list[Outcome] = []
+    granted = _settle_claims(part, answers, settled)
+    if settled:
+        await s.record(settled)
+    return granted
+
+
+def _settle_claims(
+    part: list[Message], answers: list[Claim], settled: list[Outcome]
+) -> list[Message]:
+    """The granted messages; an outcome in ``settled`` for each of the others."""
+    granted: list[Message] = []
     for m, answer in zip(part, answers, strict=True):
         if answer is Claim.GRANTED:
             granted.append(m)
@@ -152,8 +218,6 @@ async def _claim(s: Stages, sender_name: str, part: list[Message]) -> list[Messa
             settled.append(_outcome(m, Status.TEMPORARY_FAILURE, IN_DOUBT_REASON))
         else:
             settled.append(_outcome(m, Status.INVALID, OTHER_LINE_REASON))
-    if settled:
-        await s.record(settled)
     return granted
 
 

@@ -9,6 +9,7 @@ explicit ``endpoint_url`` overrides them for one function or channel.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +94,10 @@ class AwsClients:
             config=AioConfig(**self.config_options, **extra),
         )
         return await self._stack.enter_async_context(creator)
+
+    def close_with(self, close: Callable[[], Awaitable[object]]) -> None:
+        """Call ``close`` when these clients close (e.g. a sender's lean HTTP session)."""
+        self._stack.push_async_callback(close)
 
     async def aclose(self) -> None:
         with anyio.CancelScope(shield=True):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import orjson
@@ -41,6 +42,7 @@ import orjson
 from dispatcher.channels._aws import (
     NOT_RETRIED,
     PROVIDER_ERRORS,
+    LeanCall,
     Options,
     failure_result,
     raise_first,
@@ -165,6 +167,15 @@ class PushSender:
         self._endpoint_url = endpoint_url
         self._region = region
         self._client: Any = None
+        # The request body is the MessageRequest itself (rest-json payload), the answer
+        # the MessageResponse: a signed POST without botocore's per-call model walk over
+        # up to 100 address maps (``LeanCall``).
+        self._send_messages = LeanCall(
+            ctx.clients, "pinpoint", "SendMessages",
+            path=f"/v1/apps/{quote(self.application_id, safe='-_.~')}/messages",
+            headers={"Content-Type": "application/json"}, endpoint_url=endpoint_url,
+            region=region, concurrency=64,
+        )  # fmt: skip
         self._platform_cache: dict[tuple[str, int], tuple[Mapping[str, Any], dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
@@ -180,6 +191,7 @@ class PushSender:
             self._client = await self._clients.client(
                 "pinpoint", endpoint_url=self._endpoint_url, region=self._region
             )
+            await self._send_messages.open()
         limiter = None if self._pacing is None else self._pacing.limiter
         most = MAX_ADDRESSES if limiter is None else max(1, min(MAX_ADDRESSES, limiter.max_grant))
         results: list[SendResult | None] = [None] * len(messages)
@@ -239,11 +251,9 @@ class PushSender:
                     results[index] = SendResult(Status.PERMANENT_FAILURE, f"InvalidTemplate: {exc}")
                 return
             try:
-                response = await self._client.send_messages(
-                    ApplicationId=self.application_id,
-                    MessageRequest={"Addresses": call.addresses,
-                                    "MessageConfiguration": configuration},
-                )  # fmt: skip
+                response = await self._send_messages(
+                    {"Addresses": call.addresses, "MessageConfiguration": configuration}
+                )
             except PROVIDER_ERRORS as exc:
                 failure = failure_result(exc)
                 for index in call.indexes:
@@ -251,7 +261,7 @@ class PushSender:
                 if limiter is not None and failure.status is Status.THROTTLED:
                     limiter.throttled(failure.retry_after)
                 return
-        by_address = (response.get("MessageResponse") or {}).get("Result") or {}
+        by_address = response.get("Result") or {}
         throttled = False
         for index in call.indexes:
             result = results[index] = _delivery_result(by_address.get(messages[index].address))

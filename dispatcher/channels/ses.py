@@ -29,7 +29,13 @@ import anyio
 
 from dispatcher.aws.errors import classify
 from dispatcher.aws.retry import call
-from dispatcher.channels._aws import PROVIDER_ERRORS, Options, failure_result, send_each
+from dispatcher.channels._aws import (
+    PROVIDER_ERRORS,
+    LeanCall,
+    Options,
+    failure_result,
+    send_each,
+)
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.model import Status
 from dispatcher.ratelimit import Limiter, Pacing
@@ -91,6 +97,11 @@ class SesSender:
         self._in_flight = anyio.Semaphore(max_concurrency)
         self._template: Mapping[str, Any] | None = None
         self._static: _Static | SendResult = ({}, None)
+        self._send_email = LeanCall(
+            ctx.clients, "sesv2", "SendEmail", path="/v2/email/outbound-emails",
+            headers={"Content-Type": "application/json"}, endpoint_url=endpoint_url,
+            region=region, concurrency=max_concurrency,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"SesSender(from={self._from!r}, max_batch={self.max_batch})"
@@ -149,6 +160,7 @@ class SesSender:
             self._client = await self._clients.client(
                 "sesv2", endpoint_url=self._endpoint_url, region=self._region
             )
+            await self._send_email.open()
         paced = None if self._pacing is None else self._paced_limiter
         return await send_each(messages, self._send_one, self._in_flight, paced)
 
@@ -186,11 +198,11 @@ class SesSender:
         if headers:
             simple["Headers"] = headers
         try:
-            response = await self._client.send_email(
+            response = await self._send_email({
                 **fields,
-                Destination={"ToAddresses": [message.address]},
-                Content={"Simple": simple},
-            )
+                "Destination": {"ToAddresses": [message.address]},
+                "Content": {"Simple": simple},
+            })  # fmt: skip
         except PROVIDER_ERRORS as exc:
             return failure_result(exc)
         return SendResult(Status.SUCCESS, None, response.get("MessageId"))

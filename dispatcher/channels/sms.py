@@ -53,7 +53,13 @@ from typing import Any
 
 import anyio
 
-from dispatcher.channels._aws import PROVIDER_ERRORS, Options, failure_result, send_each
+from dispatcher.channels._aws import (
+    PROVIDER_ERRORS,
+    LeanCall,
+    Options,
+    failure_result,
+    send_each,
+)
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.model import Status
 from dispatcher.ratelimit import Limiter, Pacing
@@ -119,6 +125,12 @@ class SmsSender:
         self._in_flight = anyio.Semaphore(max_concurrency)
         self._template: Mapping[str, Any] | None = None
         self._static: dict[str, Any] = {}
+        self._send_text = LeanCall(
+            ctx.clients, "pinpoint-sms-voice-v2", "SendTextMessage",
+            headers={"Content-Type": "application/x-amz-json-1.0",
+                     "X-Amz-Target": "PinpointSMSVoiceV2.SendTextMessage"},
+            endpoint_url=endpoint_url, region=region, concurrency=max_concurrency,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         origination = self._overrides["OriginationIdentity"] or [i for i, _ in self._pool or ()]
@@ -134,6 +146,7 @@ class SmsSender:
             self._client = await self._clients.client(
                 "pinpoint-sms-voice-v2", endpoint_url=self._endpoint_url, region=self._region
             )
+            await self._send_text.open()
         paced = None if self._pacing is None else self._limiter_for
         return await send_each(messages, self._send_one, self._in_flight, paced)
 
@@ -162,11 +175,10 @@ class SmsSender:
         if self._pool is not None:
             static = {**static, "OriginationIdentity": pick_identity(self._pool, message.address)}
         try:
-            response = await self._client.send_text_message(
-                DestinationPhoneNumber=message.address,
-                MessageBody=message.body,
-                **static,
-            )
+            response = await self._send_text(
+                {"DestinationPhoneNumber": message.address, "MessageBody": message.body,
+                 **static}
+            )  # fmt: skip
         except PROVIDER_ERRORS as exc:
             return failure_result(exc)
         return SendResult(Status.SUCCESS, None, response.get("MessageId"))
