@@ -165,6 +165,9 @@ class PushSender:
         self.application_id = application_id or ctx.application_id
         self._clients = ctx.clients
         self._endpoint_url = endpoint_url
+        # The project's region unless the channel names its own (a fleet worker's clients
+        # default to the worker's region, not the campaign's).
+        region = region or ctx.region
         self._region = region
         self._client: Any = None
         # The request body is the MessageRequest itself (rest-json payload), the answer

@@ -87,8 +87,11 @@ class SesSender:
         self._limiter: Limiter | None = None
         self._clients = ctx.clients
         self._endpoint_url = endpoint_url
+        # The project's region unless the channel names its own (a fleet worker's clients
+        # default to the worker's region, not the campaign's).
+        region = region or ctx.region
         self._region = region
-        self._quota_region = region or ctx.region
+        self._quota_region = region
         self._client: Any = None
         self._from = from_address
         self._reply_to = reply_to

@@ -53,7 +53,10 @@ class SmsServer(WireServer):
             payload = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
             return self.error("SerializationException", "body is not JSON")
-        self.calls.append({"Target": target, "Request": payload})
+        # The credential scope names the region the request was signed for, as AWS checks.
+        scope = request.headers["Authorization"].split("Credential=", 1)[-1].split(",", 1)[0]
+        region = scope.split("/")[2] if scope.count("/") >= 3 else None
+        self.calls.append({"Target": target, "Request": payload, "Region": region})
         if target != TARGET_PREFIX + "SendTextMessage":
             return self.error("UnknownOperationException", f"unknown operation {target!r}")
         self.arrived(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import botocore.session
 import pytest
 
@@ -49,6 +51,24 @@ async def test_template_fields_map_onto_send_text_message(sms_server, sender_ctx
     }
     assert second["MessageBody"] == "Hi Bob" and second["MessageId"] == results[1].message_id
     assert {c["Target"] for c in sms_server.calls} == {"PinpointSMSVoiceV2.SendTextMessage"}
+
+
+async def test_the_campaign_region_signs_the_send_unless_the_channel_names_one(
+    sms_server, sender_ctx, make_message
+):
+    """A fleet worker's clients default to the worker's region; the send goes to the
+    campaign's project region (``SenderContext.region``), or the channel's own."""
+    assert sender_ctx.clients.region == "us-east-1"
+    message = make_message("+14255550100", "SMS", body="Hi", template=CAMPAIGN_SMS)
+    for options, region in (({}, "eu-west-1"), ({"region": "ap-south-1"}, "ap-south-1")):
+        ctx = dataclasses.replace(sender_ctx, region="eu-west-1")
+        sender = sms.create("SMS", {"endpoint_url": sms_server.url, **options}, ctx)
+        try:
+            [result] = await sender.send([message])
+        finally:
+            await sender.aclose()
+        assert result.status == Status.SUCCESS
+        assert sms_server.calls[-1]["Region"] == region
 
 
 async def test_options_override_the_template_and_sender_id_is_the_fallback_identity(
