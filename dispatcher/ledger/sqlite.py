@@ -22,31 +22,8 @@ import orjson
 
 from dispatcher.errors import LedgerError
 from dispatcher.ledger.base import Claim, LineSet, RunInfo, SendClaim
+from dispatcher.ledger.sqlite_file import Transaction, connect, ledger_error
 from dispatcher.model import Outcome, Status
-
-# Rows refer to their run by the runs table's integer key: a 32-character run id in
-# every outcome and claim key would double the size of the hot indexes. A claim is
-# "sent" when its line's outcome is SUCCESS; there is no second write to mark it.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE, info TEXT, summary TEXT
-);
-CREATE TABLE IF NOT EXISTS outcomes (
-    run INTEGER NOT NULL, line INTEGER NOT NULL, endpoint_id TEXT, status TEXT NOT NULL,
-    reason TEXT, channel TEXT, treatment TEXT, attempt INTEGER NOT NULL,
-    PRIMARY KEY (run, line)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS claims (
-    run INTEGER NOT NULL, endpoint_id TEXT NOT NULL, line INTEGER NOT NULL,
-    sender TEXT NOT NULL,
-    PRIMARY KEY (run, endpoint_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sends (
-    endpoint_id TEXT NOT NULL, campaign_id TEXT NOT NULL, run INTEGER NOT NULL,
-    sent_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sends_by_endpoint ON sends (endpoint_id, sent_at);
-"""
 
 
 class SqliteLedger:
@@ -55,11 +32,7 @@ class SqliteLedger:
     def __init__(self, path: Path, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         with self._guard("cannot open"):
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={synchronous}")
-            self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(SCHEMA)
+            self._db = connect(path, synchronous=synchronous)
         self._outcomes: list[tuple[Any, ...]] = []
         self._release: list[tuple[int, str]] = []
         self._sent: list[tuple[str, str, int, float]] = []
@@ -391,8 +364,8 @@ class SqliteLedger:
             self._db.close()
 
     # -- helpers -------------------------------------------------------------------------
-    def _tx(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _tx(self) -> Transaction:
+        return Transaction(self._db, self.path)
 
     @contextmanager
     def _guard(self, doing: str = "cannot read") -> Iterator[None]:
@@ -400,7 +373,7 @@ class SqliteLedger:
         try:
             yield
         except sqlite3.Error as exc:
-            raise _ledger_error(self.path, exc, doing) from exc
+            raise ledger_error(self.path, exc, doing) from exc
 
 
 class _PendingClaim:
@@ -423,50 +396,3 @@ def _dump(run: RunInfo) -> bytes:
 def _run_info(info: str | bytes) -> RunInfo:
     fields = orjson.loads(info)
     return RunInfo(**{k: v for k, v in fields.items() if k in RunInfo.__dataclass_fields__})
-
-
-def _ledger_error(path: Path, exc: sqlite3.Error, doing: str) -> LedgerError:
-    text = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and (
-        "malformed" in text or "not a database" in text or "corrupt" in text
-    ):
-        return LedgerError(
-            f"ledger {path} is damaged ({text}); restore it from a backup (nothing was sent "
-            "twice: claims are written before sends)",
-            path=str(path),
-        )
-    if "full" in text or "too large" in text.lower():
-        return LedgerError(f"ledger {path}: {text} (free disk space)", path=str(path))
-    return LedgerError(f"ledger {path}: {doing}: {text}", path=str(path))
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error, errors mapped to LedgerError."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db = db
-        self._path = path
-
-    def __enter__(self) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _ledger_error(self._path, exc, "unavailable") from exc
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            try:
-                self._db.execute("COMMIT")
-                return
-            except sqlite3.Error as err:
-                self._rollback()
-                raise _ledger_error(self._path, err, "write failed") from err
-        self._rollback()
-        if isinstance(exc, sqlite3.Error):
-            raise _ledger_error(self._path, exc, "write failed") from exc
-
-    def _rollback(self) -> None:
-        try:
-            self._db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass  # SQLite already rolled back (e.g. on SQLITE_FULL); the write is undone
