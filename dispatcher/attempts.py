@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import orjson
@@ -34,8 +34,10 @@ from dispatcher.errors import (
 )
 from dispatcher.fingerprint import compare
 from dispatcher.ledger import LEDGER_FILE, Ledger, RunInfo, SqliteLedger
-from dispatcher.model import Outcome, Status
-from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog
+from dispatcher.model import FAILURE_STATUSES, Outcome, Status, Summary
+from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso
+from dispatcher.progress import Counters
+from dispatcher.render import EmptyVariables
 from dispatcher.timeline import TIMELINE_FILE, Timeline
 
 RUN_FILE = "run.json"
@@ -294,3 +296,48 @@ def dispatch_error(exc: BaseException) -> DispatchError | None:
             if found is not None:
                 return found
     return None
+
+
+class Passes(Protocol):
+    """What the stages of a run's passes add up to (``Stages``, waves, processes)."""
+
+    @property
+    def ignored_hook_ids(self) -> int: ...
+    @property
+    def empty_variables(self) -> EmptyVariables | None: ...
+
+
+async def summarize(
+    attempt: Attempt, *, prior: RunInfo | None, started_at: str, passes: Passes,
+    counters: Counters, ledger: SqliteLedger | None, log: OutcomeLog, out: Path,
+    skipped_in_doubt: int, occurrence: str | None, scanned: int,
+) -> Summary:  # fmt: skip
+    """The attempt's summary: counts and top failures from the ledger (the whole run's,
+    across attempts; ``outcomes.jsonl`` is rewritten from it first when continuing), or
+    from this attempt's outcome log without one."""
+    summary = Summary(
+        run_id=attempt.run_id,
+        hook_invocations=counters.hook_invocations + int(carried(prior, "hook_invocations")),
+        started_at=started_at,
+        ignored_hook_ids=passes.ignored_hook_ids,
+        dry_run=attempt.dry_run,
+        skipped_in_doubt=skipped_in_doubt,
+        occurrence=occurrence,
+        scanned=scanned,
+    )
+    summary.empty_variables = passes.empty_variables.report() if passes.empty_variables else []
+    if ledger is not None:
+        if attempt.continuing:
+            log.close()
+            await rewrite_outcomes(ledger, attempt.run_id, out)
+        summary.by_status = await ledger.counts(attempt.run_id)
+        summary.top_failures = await ledger.reasons(attempt.run_id, sorted(FAILURE_STATUSES))
+    else:
+        summary.by_status = dict(log.counts)
+        summary.top_failures = [(st, reason, n) for (st, reason), n
+                                in log.failure_reasons.most_common(3)]  # fmt: skip
+    summary.total = sum(summary.by_status.values())
+    summary.finished_at = now_iso()
+    summary.elapsed = counters.elapsed
+    summary.read = counters.read
+    return summary

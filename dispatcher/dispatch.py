@@ -24,7 +24,6 @@ import orjson
 from dispatcher.attempts import (
     Attempt,
     DryRun,
-    carried,
     check_inputs,
     dispatch_error,
     finish_timeline,
@@ -38,7 +37,7 @@ from dispatcher.attempts import (
     reconcile_outbox,
     refuse_second_run,
     refuse_unscheduled,
-    rewrite_outcomes,
+    summarize,
     write_run_file,
 )
 from dispatcher.aws import AwsClients
@@ -58,9 +57,9 @@ from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.membership import EXTRA as DEFINITION_EXTRA
 from dispatcher.membership import RunDefinition, run_definition
-from dispatcher.model import FAILURE_STATUSES, Summary
+from dispatcher.model import Summary
 from dispatcher.occurrences import UNSCHEDULED, Timing, occurrence_to_send
-from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, now_iso, write_summary
+from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, write_summary
 from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
 from dispatcher.progress import Counters, show_progress
 from dispatcher.runlock import RunLock
@@ -375,33 +374,14 @@ async def _dispatch(
         raise
     finish_timeline(timeline, out)
     logger.info("dispatched: %s records read in %.1f s", f"{counters.read:,}", counters.elapsed)
-    summary = Summary(
-        run_id=run_id,
-        hook_invocations=counters.hook_invocations + int(carried(prior, "hook_invocations")),
-        started_at=started_at,
-        ignored_hook_ids=stages.ignored_hook_ids,
-        dry_run=attempt.dry_run,
-        skipped_in_doubt=skipped_in_doubt,
+    summary = await summarize(
+        attempt, prior=prior, started_at=started_at, passes=stages, counters=counters,
+        ledger=ledger, log=log, out=out, skipped_in_doubt=skipped_in_doubt,
         occurrence=timing.key,
-    )
-    summary.empty_variables = stages.empty_variables.report() if stages.empty_variables else []
-    if ledger is not None:
-        if attempt.continuing:
-            log.close()
-            await rewrite_outcomes(ledger, run_id, out)
-        summary.by_status = await ledger.counts(run_id)
-        summary.top_failures = await ledger.reasons(run_id, sorted(FAILURE_STATUSES))
-    else:
-        summary.by_status = dict(log.counts)
-        summary.top_failures = [(st, reason, n) for (st, reason), n
-                                in log.failure_reasons.most_common(3)]  # fmt: skip
-    summary.total = sum(summary.by_status.values())
-    summary.finished_at = now_iso()
-    summary.elapsed = counters.elapsed
-    summary.read = counters.read
-    # Without a definition every record read is in the segment; with one, the source's
-    # own count (of the last pass: a local-time run reads its segment once per wave).
-    summary.scanned = source.scanned if isinstance(source, DefinedSource) else counters.read
+        # Without a definition every record read is in the segment; with one, the
+        # source's own count (of the last pass: a local-time run reads once per wave).
+        scanned=source.scanned if isinstance(source, DefinedSource) else counters.read,
+    )  # fmt: skip
     if not stages.complete:
         if ledger is not None:
             await mark_interrupted(ledger, run_id)
