@@ -69,7 +69,9 @@ async def test_a_worker_that_exits_takes_its_processes_along(runtime: str) -> No
         await wait_until(lambda: not marked(marker), within=10)
         _, again = await spawn(client, {})
         assert again["pid"] not in group
-    assert marked(marker) == []
+    # The new worker's group was SIGKILLed as the host stopped; a killed child or orphan
+    # may take a moment (on a loaded machine) to leave the process table.
+    await wait_until(lambda: not marked(marker), within=10)
 
 
 async def test_stopping_the_host_ends_every_group(runtime: str) -> None:
