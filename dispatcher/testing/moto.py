@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,28 @@ class MotoServer(ServerProcess):
         return http_json(f"{self.url}/moto-api/data.json")  # type: ignore[no-any-return]
 
 
+class AtomicDynamoDB:
+    """Serve DynamoDB requests one at a time, as DynamoDB applies each write atomically.
+
+    moto checks a ``ConditionExpression`` and then writes, in two steps, on whichever
+    server thread has the request: two concurrent conditional puts can both pass their
+    condition (seen on a loaded machine as two workers both granted the same ledger
+    page). DynamoDB never does that, and the fleet ledger's at-most-once guarantee
+    rests on it, so the test server must not either. Other services stay concurrent
+    (an SQS long poll must not hold up the rest).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))  # the whole answer, inside
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve moto on ``--host``/``--port`` (threaded, as ``moto_server`` does)."""
     parser = argparse.ArgumentParser(prog="python -m dispatcher.testing.moto")
@@ -60,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import make_server
 
-    app = DomainDispatcherApplication(create_backend_app)
+    app = AtomicDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True,
                          request_handler=MotoRequestHandler)  # fmt: skip
     # moto builds some URLs (SQS queue URLs among them) from MOTO_PORT.
