@@ -56,14 +56,13 @@ from dispatcher.fingerprint import campaign_document, segment_fingerprint
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
 from dispatcher.membership import EXTRA as DEFINITION_EXTRA
-from dispatcher.membership import RunDefinition, run_definition
+from dispatcher.membership import RunDefinition, open_segment, run_definition, segment_location
 from dispatcher.model import Summary
 from dispatcher.occurrences import UNSCHEDULED, Timing, occurrence_to_send
 from dispatcher.outcomes import OUTCOMES_FILE, OutcomeLog, write_summary
 from dispatcher.processes import Partitioned, WorkerSpec, run_partitioned
 from dispatcher.progress import Counters, show_progress
 from dispatcher.runlock import RunLock
-from dispatcher.segments import open_source
 from dispatcher.segments.definition import DefinedSource
 from dispatcher.stages import Stages
 from dispatcher.waves import send_in_waves
@@ -253,13 +252,7 @@ async def _dispatch(
     locks: tuple[int, ...] = (),
 ) -> Summary:
     run_id = attempt.run_id
-    source_spec = segment or settings.segment_source or (prior.segment if prior else None)
-    if not source_spec:
-        raise ConfigError(
-            "no segment source: set [segment] source or pass --segment",
-            file=settings.file,
-            key="segment.source",
-        )
+    source_spec = segment_location(settings, segment, prior)
     schedule = settings.schedule
     local = schedule.local_time and timing.occurrence is not None
     if local and processes > 1:
@@ -281,16 +274,9 @@ async def _dispatch(
         max_pool_connections=max(d.hook_concurrency, d.send_concurrency, 10),
     )
     stack.push_async_callback(clients.aclose)
-    try:
-        source = open_source(source_spec, settings.segment_format, clients=clients,
-                             max_record_bytes=settings.segment_max_record_bytes)  # fmt: skip
-    except ConfigError as exc:
-        key = "--segment" if segment else "segment.source"
-        raise ConfigError(exc.message, file=settings.file, key=key) from None
-    if membership is not None:
-        source = membership.narrow(source, started_at)
-        for warning in membership.definition.warnings:
-            (on_note or logger.info)(warning)
+    source = open_segment(settings, source_spec, flag=segment is not None, clients=clients,
+                          membership=membership, started_at=started_at,
+                          on_note=on_note or logger.info)  # fmt: skip
     fingerprints: dict[str, Any] = {}
     if not attempt.dry_run:
         fingerprints = {

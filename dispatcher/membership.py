@@ -11,6 +11,7 @@ membership the same way in every attempt of one run, however late the resume.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Any
 
 import anyio.to_thread
 
+from dispatcher.aws import AwsClients
 from dispatcher.config import Settings
 from dispatcher.errors import ConfigError, InputChanged
 from dispatcher.ledger.base import RunInfo
-from dispatcher.segments import SegmentSource
+from dispatcher.segments import SegmentSource, open_source
 from dispatcher.segments.definition import (
     DefinedSource,
     Predicate,
@@ -29,7 +31,7 @@ from dispatcher.segments.definition import (
     load_definition,
 )
 
-__all__ = ["RunDefinition", "run_definition"]
+__all__ = ["RunDefinition", "open_segment", "run_definition", "segment_location"]
 
 FLAG = "--segment-definition"
 KEY = "segment.definition"
@@ -112,3 +114,32 @@ def _check_same(prior: RunInfo, recorded: Any, current: RunDefinition | None) ->
         "pass --force-changed-input to continue anyway",
         run_id=prior.run_id, changed=["segment definition"],
     )  # fmt: skip
+
+
+def segment_location(settings: Settings, flag: str | None, prior: RunInfo | None) -> str:
+    """Where the run's records come from: ``--segment``, else ``[segment] source``, else
+    (a resumed or retried run) where it first read them."""
+    location = flag or settings.segment_source or (prior.segment if prior else None)
+    if not location:
+        raise ConfigError("no segment source: set [segment] source or pass --segment",
+                          file=settings.file, key="segment.source")  # fmt: skip
+    return location
+
+
+def open_segment(
+    settings: Settings, location: str, *, flag: bool, clients: AwsClients,
+    membership: RunDefinition | None, started_at: str, on_note: Callable[[str], None],
+) -> SegmentSource:  # fmt: skip
+    """The run's records: the source at ``location``, narrowed to the definition's segment
+    (its warnings go to ``on_note``). A bad location names the flag or the config key."""
+    try:
+        source = open_source(location, settings.segment_format, clients=clients,
+                             max_record_bytes=settings.segment_max_record_bytes)  # fmt: skip
+    except ConfigError as exc:
+        key = "--segment" if flag else "segment.source"
+        raise ConfigError(exc.message, file=settings.file, key=key) from None
+    if membership is None:
+        return source
+    for warning in membership.definition.warnings:
+        on_note(warning)
+    return membership.narrow(source, started_at)
