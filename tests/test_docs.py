@@ -15,9 +15,6 @@ The convention for fenced code blocks (README.md says it too):
   stopped, or talks to one): not run; every ``dispatcher`` command in them must parse.
 - Any other shell tag (``bash``, ``shell``, ``console``) is refused, so that a block is
   never silently left out; ``text``, ``toml``, ``json``, ``python``... are not run.
-
-Files still being written to this convention by others are only parse-checked
-(``PARSE_ONLY``).
 """
 
 from __future__ import annotations
@@ -41,8 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUN, PARSE = "sh", {"sh-aws", "sh-net", "sh-serve"}
 REFUSED = {"bash", "shell", "console", "zsh", "shell-session"}
-PARSE_ONLY = {"docs/migrating-from-pinpoint.md", "docs/segment-definitions.md"}
-"""Not yet marked sh / sh-aws by their authors: their blocks are parsed, not run."""
 
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
 EXIT = re.compile(r"#\s*exit (\d+)\b")
@@ -172,7 +167,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 _done: set[str] = set()
-RUNNABLE = [b for b in SHELL if b.tag == RUN and b.file not in PARSE_ONLY]
+RUNNABLE = [b for b in SHELL if b.tag == RUN]
 
 
 def _run_id(words: list[str], cwd: Path) -> str | None:
