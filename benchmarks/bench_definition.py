@@ -54,7 +54,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.gen import endpoint  # noqa: E402
 from dispatcher.segments import open_source  # noqa: E402
-from dispatcher.segments.definition import DefinedSource, load_definition  # noqa: E402
+from dispatcher.segments.definition import DefinedSource, compile_definition, load_definition  # noqa: E402
 
 NOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
 CITIES = [(47.6, -122.3), (45.5, -122.7), (40.7, -74.0), (34.1, -118.2), (51.5, -0.1)]
@@ -213,7 +213,7 @@ def measure_definition(n: int = 1_000_000, workdir: Path | None = None, *, round
 
 
 def _read_figures(export: Path, definition_file: Path, n: int, rounds: int) -> dict[str, Any]:
-    matches = load_definition(definition_file).compile(now=NOW)
+    matches = compile_definition(load_definition(definition_file), now=NOW)
     scenarios = {
         "read": lambda: _drain(open_source(str(export))),
         "read+definition": lambda: _drain(DefinedSource(open_source(str(export)), matches)),

@@ -28,6 +28,7 @@ from dispatcher.segments.definition import (
     DefinedSource,
     Predicate,
     SegmentDefinition,
+    compile_definition,
     load_definition,
 )
 
@@ -60,7 +61,7 @@ class RunDefinition:
     def narrow_predicate(self, started_at: str) -> Predicate:
         """The definition compiled with the run's start (ISO 8601) as now."""
         now = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
-        return self.definition.compile(now=now)
+        return compile_definition(self.definition, now=now)
 
 
 async def run_definition(

@@ -14,7 +14,7 @@ import pytest
 from dispatcher.errors import ConfigError
 from dispatcher.model import Record
 from dispatcher.segments import open_source
-from dispatcher.segments.definition import DefinedSource, load_definition
+from dispatcher.segments.definition import DefinedSource, compile_definition, load_definition
 from tests.segments.test_definition_support import (
     NOW,
     compiled,
@@ -144,12 +144,12 @@ def test_source_version_rule(tmp_path: Path) -> None:
     ios_fr, android_us = ep("ios", "FR"), ep("android", "US")
     pinned = load(tmp_path, segment(groups=[{"SourceSegments": [{"Id": "base", "Version": 1}]}]))
     assert pinned.warnings == ()
-    matches = pinned.compile(now=NOW)
+    matches = compile_definition(pinned, now=NOW)
     assert matches(ios_fr, "e") and not matches(android_us, "e")
     latest = compiled(tmp_path, segment(groups=[{"SourceSegments": [{"Id": "base"}]}]))
     assert latest(android_us, "e") and not latest(ios_fr, "e"), "no Version: the highest"
     missing = load(tmp_path, segment(groups=[{"SourceSegments": [{"Id": "base", "Version": 7}]}]))
-    assert missing.compile(now=NOW)(android_us, "e"), (
+    assert compile_definition(missing, now=NOW)(android_us, "e"), (
         "an absent version: the highest, with a warning"
     )
     assert len(missing.warnings) == 1 and "version 7 not found" in missing.warnings[0]
@@ -258,7 +258,7 @@ def test_an_imported_segment_at_the_top(tmp_path: Path) -> None:
     assert definition.segment_type == "IMPORT" and definition.imported is not None
     assert definition.files == (str(tmp_path / "seed.json"), str(tmp_path / "seed.csv"))
     assert len(definition.imported) == 2
-    matches = definition.compile(now=NOW)
+    matches = compile_definition(definition, now=NOW)
     assert matches({}, "ep-2") and not matches({}, "ep-3")
 
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.segments.definition import load_definition
+from dispatcher.segments.definition import compile_definition, load_definition
 from tests.segments.test_definition_support import NOW, segment
 
 NEGATE = {"INCLUSIVE": "EXCLUSIVE", "EXCLUSIVE": "INCLUSIVE", "ACTIVE": "INACTIVE",
@@ -78,7 +78,7 @@ def negatable(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
 def _compile(directory: Path, document: dict[str, Any], name: str = "segment.json") -> Any:
     path = directory / name
     path.write_text(json.dumps(document))
-    return load_definition(path).compile(now=NOW)
+    return compile_definition(load_definition(path), now=NOW)
 
 
 def _partition(a: Any, b: Any, records: list[dict[str, Any]]) -> None:

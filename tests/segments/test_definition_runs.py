@@ -21,6 +21,7 @@ from dispatcher import dispatch
 from dispatcher.channels.base import Message, SendResult
 from dispatcher.errors import InputChanged, RunInterrupted
 from dispatcher.model import Status
+from dispatcher.segments.definition import compile_definition
 from tests.conftest import endpoint, make_settings, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -373,7 +374,7 @@ async def test_progress_follows_the_scan_of_the_source(tmp_path: Path) -> None:
 
     path, _, _ = export(tmp_path / "export.jsonl", 3000)
     ios = write_definition(tmp_path / "ios.json", platform("ios"))
-    matches = load_definition(ios).compile(now=T0)
+    matches = compile_definition(load_definition(ios), now=T0)
     source = DefinedSource(open_source(str(path)), matches)
     counters = Counters(position=source.progress)
     assert counters.fraction() is None, "nothing read yet"

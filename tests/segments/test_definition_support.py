@@ -11,7 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dispatcher.segments.definition import Predicate, SegmentDefinition, load_definition
+from dispatcher.segments.definition import (
+    Predicate,
+    SegmentDefinition,
+    compile_definition,
+    load_definition,
+)
 
 NOW = datetime(2026, 11, 15, 12, 0, 0, tzinfo=UTC)
 
@@ -51,7 +56,7 @@ def load(directory: Path, document: Any, name: str = "segment.json") -> SegmentD
 
 
 def compiled(directory: Path, document: Any, *, now: datetime = NOW) -> Predicate:
-    return load(directory, document).compile(now=now)
+    return compile_definition(load(directory, document), now=now)
 
 
 def endpoint(**fields: Any) -> dict[str, Any]:

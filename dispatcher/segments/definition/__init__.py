@@ -1,7 +1,7 @@
 """Pinpoint segment definitions: which records of an endpoint export are in a segment.
 
     definition = load_definition("segment.json")      # aws pinpoint get-segment output
-    matches = definition.compile(now=run_start)        # once per run
+    matches = compile_definition(definition, now=run_start)  # once per run
     source = DefinedSource(open_source(export), matches)  # records in the segment
 
 ``load_definition`` reads and checks the definition, resolving base segments from the

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, TypeAlias
 
 Predicate: TypeAlias = Callable[[dict[str, Any], str], bool]
@@ -141,13 +140,6 @@ class SegmentDefinition:
     files: tuple[str, ...] = field(default=())
     """Every file this definition was read from (its own, its base segments', id
     files), for a run to fingerprint: a changed file means a different segment."""
-
-    def compile(self, *, now: datetime) -> Predicate:
-        """The predicate ``matches(definition, endpoint_id) -> bool`` of this segment;
-        ``now`` (timezone-aware, the run's start) is what Recency is measured from."""
-        from dispatcher.segments.definition._compile import compile_definition
-
-        return compile_definition(self, now=now)
 
     def __repr__(self) -> str:
         return (f"SegmentDefinition(path={self.path!r}, id={self.id!r}, "
