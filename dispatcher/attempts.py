@@ -124,6 +124,31 @@ class Attempt:
     retry: list[str] | None
     dry_run: bool
 
+    @classmethod
+    def of(
+        cls, run_id: str | None, *, resume: bool, retry: Iterable[str] | None, ledger: bool,
+        dry_run: bool, processes: int, in_process: bool,
+    ) -> Attempt:  # fmt: skip
+        """The attempt ``dispatch()``'s arguments ask for; ``ConfigError`` for a
+        combination that cannot be run (before anything is read or written)."""
+        if processes > 1 and not dry_run:
+            if not ledger:
+                raise ConfigError("--processes needs the ledger: the processes share it",
+                                  key="--processes")  # fmt: skip
+            if in_process:
+                raise ConfigError("--processes runs hooks and senders from the config in each "
+                                  "process; in-process handlers and senders cannot be shared",
+                                  key="--processes")  # fmt: skip
+        statuses = sorted(set(retry)) if retry is not None else None
+        continuing = resume or statuses is not None
+        if continuing and not run_id:
+            raise ConfigError("resume and retry need the RunId", key="RUN_ID")
+        if continuing and not ledger:
+            raise ConfigError("resume and retry need the ledger", key="--no-ledger")
+        if continuing and dry_run:
+            raise ConfigError("a dry run cannot resume or retry a run", key="--dry-run")
+        return cls(run_id or new_run_id(), continuing, resume, statuses, dry_run)
+
     def commands(self, settings: Settings, out: Path) -> str:
         """The commands that continue this run, for refusal messages and hints."""
         config = _shell(settings.file)
@@ -170,6 +195,18 @@ async def refuse_second_run(
             state=state,
             sent=sent,
         )
+
+
+async def record_start(
+    ledger: SqliteLedger, attempt: Attempt, run: RunInfo, out: Path, senders: Iterable[Sender]
+) -> tuple[Callable[[int], bool] | None, int]:
+    """Record the attempt before its first record is read (``run.json``, the ledger's
+    run), settle a continuing run's outbox, and return ``lines_to_skip``."""
+    write_run_file(out, run)
+    await ledger.start_run(run)
+    if attempt.continuing:
+        await reconcile_outbox(ledger, run.run_id, run.campaign_id, senders)
+    return await lines_to_skip(ledger, attempt)
 
 
 async def lines_to_skip(

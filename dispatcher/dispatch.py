@@ -28,17 +28,15 @@ from dispatcher.attempts import (
     dispatch_error,
     finish_timeline,
     ledger_path,
-    lines_to_skip,
     mark_interrupted,
     new_run_id,
     open_file,
     open_timeline,
     prior_run,
-    reconcile_outbox,
+    record_start,
     refuse_second_run,
     refuse_unscheduled,
     summarize,
-    write_run_file,
 )
 from dispatcher.aws import AwsClients
 from dispatcher.campaign.schedule import (
@@ -51,7 +49,7 @@ from dispatcher.channels.base import Sender
 from dispatcher.channels.preview import PREVIEW_FILE, PreviewSender
 from dispatcher.config import Settings
 from dispatcher.context import execute, open_context, prepare_out_dir
-from dispatcher.errors import ConfigError, RunInterrupted
+from dispatcher.errors import RunInterrupted
 from dispatcher.fingerprint import campaign_document, segment_fingerprint
 from dispatcher.hooks.python import Handler
 from dispatcher.ledger import RunInfo, SqliteLedger
@@ -65,7 +63,7 @@ from dispatcher.progress import Counters, show_progress
 from dispatcher.runlock import RunLock
 from dispatcher.segments.definition import DefinedSource
 from dispatcher.stages import Stages
-from dispatcher.waves import send_in_waves
+from dispatcher.waves import check_waves, send_in_waves
 
 logger = logging.getLogger("dispatcher.run")
 
@@ -129,24 +127,11 @@ async def dispatch(
     the config (``handlers`` and ``senders`` cannot cross processes). A dry run uses one.
     """
     out = Path(out_dir)
-    if processes > 1 and not dry_run:
-        if ledger is False:
-            raise ConfigError("--processes needs the ledger: the processes share it",
-                              key="--processes")  # fmt: skip
-        if handlers or senders:
-            raise ConfigError("--processes runs hooks and senders from the config in each "
-                              "process; in-process handlers and senders cannot be shared",
-                              key="--processes")  # fmt: skip
+    attempt = Attempt.of(run_id, resume=resume, retry=retry, ledger=ledger is not False,
+                         dry_run=bool(dry_run), processes=processes,
+                         in_process=bool(handlers or senders))  # fmt: skip
+    continuing = attempt.continuing
     clock = clock or SystemClock()
-    retry_statuses = sorted(set(retry)) if retry is not None else None
-    continuing = resume or retry_statuses is not None
-    if continuing and not run_id:
-        raise ConfigError("resume and retry need the RunId", key="RUN_ID")
-    if continuing and ledger is False:
-        raise ConfigError("resume and retry need the ledger", key="--no-ledger")
-    if continuing and dry_run:
-        raise ConfigError("a dry run cannot resume or retry a run", key="--dry-run")
-    attempt = Attempt(run_id or new_run_id(), continuing, resume, retry_statuses, bool(dry_run))
     if not dry_run:
         # EndTime is checked for a new run only: a resumed one ends its records EXPIRED.
         refuse_unscheduled(settings, None if continuing else clock.now(),
@@ -163,7 +148,7 @@ async def dispatch(
         lock.acquire(attempt.run_id)
         stack.callback(lock.release)
         logger.info("run %s: %s, output %s, ledger %s", attempt.run_id,
-                 "resume" if resume else "retry" if retry_statuses else "new run", out,
+                 "resume" if resume else "retry" if attempt.retry is not None else "new run", out,
                  where or "none")  # fmt: skip
         book = None
         if where is not None and (not dry_run or where.exists()):
@@ -255,13 +240,8 @@ async def _dispatch(
     source_spec = segment_location(settings, segment, prior)
     schedule = settings.schedule
     local = schedule.local_time and timing.occurrence is not None
-    if local and processes > 1:
-        raise ConfigError("a local-time campaign is sent in waves by one process; run it "
-                          "without --processes", file=settings.file, key="--processes")
-    if local and source_spec == "-":
-        raise ConfigError("a local-time campaign reads its segment once per wave: give a "
-                          "file or an S3 location, not standard input", file=settings.file,
-                          key="--segment" if segment else "segment.source")  # fmt: skip
+    if local:
+        check_waves(settings, processes=processes, source=source_spec, flag=segment is not None)
     # Read and checked before any endpoint is: a bad definition leaves nothing half done.
     membership = await run_definition(settings, segment_definition, prior,
                                       force_changed=force_changed_input)  # fmt: skip
@@ -304,14 +284,8 @@ async def _dispatch(
             extra=prior.extra if prior is not None else _new_extra(timing, membership),
             fingerprints=fingerprints,
         )
-        write_run_file(out, run)
-        await ledger.start_run(run)
-        if attempt.continuing:
-            await reconcile_outbox(
-                ledger, run_id, settings.campaign.id,
-                {id(s): s for _, s in ctx.senders.values()}.values(),
-            )  # fmt: skip
-        skip, skipped_in_doubt = await lines_to_skip(ledger, attempt)
+        outboxes = {id(s): s for _, s in ctx.senders.values()}.values()
+        skip, skipped_in_doubt = await record_start(ledger, attempt, run, out, outboxes)
     for note in ctx.notes:
         (on_note or logger.info)(note)
     hook = settings.hook if ctx.transport is not None else None

@@ -21,7 +21,9 @@ from functools import partial
 import anyio
 
 from dispatcher.campaign.schedule import Clock, WavePlan, sleep_until, utc_iso
+from dispatcher.config import Settings
 from dispatcher.context import RunContext, execute
+from dispatcher.errors import ConfigError
 from dispatcher.ledger import Ledger
 from dispatcher.outcomes import OutcomeLog
 from dispatcher.progress import Counters, Notice, span
@@ -32,6 +34,18 @@ from dispatcher.timeline import Timeline
 __all__ = ["send_in_waves"]
 
 logger = logging.getLogger("dispatcher.run")
+
+
+def check_waves(settings: Settings, *, processes: int, source: str, flag: bool) -> None:
+    """``ConfigError`` for what a local-time send cannot do: more than one process, or a
+    source it cannot read once per wave (``flag``: the source came from --segment)."""
+    if processes > 1:
+        raise ConfigError("a local-time campaign is sent in waves by one process; run it "
+                          "without --processes", file=settings.file, key="--processes")
+    if source == "-":
+        raise ConfigError("a local-time campaign reads its segment once per wave: give a "
+                          "file or an S3 location, not standard input", file=settings.file,
+                          key="--segment" if flag else "segment.source")  # fmt: skip
 
 
 async def send_in_waves(

@@ -42,11 +42,11 @@ import orjson
 from dispatcher.channels._aws import (
     NOT_RETRIED,
     PROVIDER_ERRORS,
-    LeanCall,
     Options,
     failure_result,
     raise_first,
 )
+from dispatcher.channels._lean import LeanCall
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.errors import SendError
 from dispatcher.model import Status

@@ -31,11 +31,11 @@ from dispatcher.aws.errors import classify
 from dispatcher.aws.retry import call
 from dispatcher.channels._aws import (
     PROVIDER_ERRORS,
-    LeanCall,
     Options,
     failure_result,
     send_each,
 )
+from dispatcher.channels._lean import LeanCall
 from dispatcher.channels.base import Message, SenderContext, SendResult
 from dispatcher.model import Status
 from dispatcher.ratelimit import Limiter, Pacing

@@ -39,12 +39,13 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dispatcher.cli import fleet, ledger, report, runs, schedule
+    from dispatcher.cli import fleet, ledger, report, runs, schedule, status
 
     parser = Parser(prog="dispatcher", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"dispatcher {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     runs.register(sub)
+    status.register(sub)
     schedule.register(sub)
     report.register(sub)
     fleet.register(sub)
