@@ -47,10 +47,12 @@ class Counters:
     """(bytes read, size) of the segment source, when it knows its size: the percent."""
     expected: int | None = None
     """Records the segment holds, when known: the percent, more exactly than bytes."""
+    clock: Callable[[], float] = time.monotonic
+    """Where ``started`` and ``elapsed`` are read (a test's fixed clock: a stable line)."""
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def fraction(self) -> float | None:
         """How much of the segment was read (0..1), None when its size is unknown."""
