@@ -22,13 +22,13 @@ rejected           any other 4xx: the request itself is wrong           no
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
-import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -125,8 +125,11 @@ def classify(exc: BaseException) -> AwsFault | None:
         return AwsFault("rejected", name, str(exc))
     if isinstance(exc, ReadTimeoutError | TimeoutError):
         return AwsFault("unknown_outcome", "ReadTimeout", "no answer in time")
+    # An aiohttp exception can exist only once aiohttp is loaded: looked up, not imported,
+    # so the CLI's start does not pay for aiohttp on runs that never use it.
+    aiohttp = sys.modules.get("aiohttp")
     if isinstance(exc, ConnectionClosedError):
-        if isinstance(exc.kwargs.get("error"), aiohttp.ClientPayloadError):
+        if aiohttp is not None and isinstance(exc.kwargs.get("error"), aiohttp.ClientPayloadError):
             # The answer had started: the service processed the request.
             return AwsFault("unknown_outcome", "ConnectionClosed", str(exc))
         return AwsFault("transient", "ConnectionClosed", str(exc))
@@ -134,9 +137,10 @@ def classify(exc: BaseException) -> AwsFault | None:
         return AwsFault("transient", name, str(exc))
     if isinstance(exc, ResponseStreamingError | IncompleteReadError):  # a body cut short
         return AwsFault("unknown_outcome", name, str(exc))
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectorError):
         return AwsFault("transient", name, str(exc))
-    if isinstance(exc, BotocoreConnectionError | HTTPClientError | aiohttp.ClientError | OSError):
+    if isinstance(exc, BotocoreConnectionError | HTTPClientError | OSError) or (
+            aiohttp is not None and isinstance(exc, aiohttp.ClientError)):  # fmt: skip
         # The connection failed at an unknown point: the request may have been processed.
         return AwsFault("unknown_outcome", name, str(exc))
     if isinstance(exc, BotoCoreError):

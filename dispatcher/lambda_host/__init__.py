@@ -24,9 +24,37 @@ Modules: ``spec`` (what runs), ``host`` (``LambdaHost``, ``serve``), ``invoke_ap
 ``worker`` and ``_launch`` (processes), ``command`` (the CLI).
 """
 
-from dispatcher.lambda_host.function import FunctionStats
-from dispatcher.lambda_host.host import DEFAULT_ACCOUNT, DEFAULT_PORT, LambdaHost, serve
-from dispatcher.lambda_host.spec import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, FunctionSpec
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from dispatcher.lambda_host.spec import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    FunctionSpec,
+)
+
+if TYPE_CHECKING:
+    from dispatcher.lambda_host.function import FunctionStats
+    from dispatcher.lambda_host.host import LambdaHost, serve
+
+# The host needs aiohttp's server; the CLI only needs the command's flags (``command``):
+# the host loads on first use, so `dispatcher run` does not pay for it.
+_LAZY = {"FunctionStats": "dispatcher.lambda_host.function",
+         "LambdaHost": "dispatcher.lambda_host.host", "serve": "dispatcher.lambda_host.host"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dispatcher.lambda_host' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_ACCOUNT",

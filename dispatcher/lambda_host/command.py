@@ -38,9 +38,14 @@ from typing import Any
 import orjson
 
 from dispatcher.errors import ConfigError
-from dispatcher.lambda_host.host import DEFAULT_ACCOUNT, DEFAULT_PORT
-from dispatcher.lambda_host.invoke_api import DEFAULT_MAX_QUEUED_EVENT_BYTES
-from dispatcher.lambda_host.spec import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, FunctionSpec
+from dispatcher.lambda_host.spec import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_QUEUED_EVENT_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_TIMEOUT,
+    FunctionSpec,
+)
 
 
 def register(subparsers: Any) -> None:

@@ -38,14 +38,12 @@ from dispatcher.lambda_host.invoke_api import (
     InvokeApi,
 )
 from dispatcher.lambda_host.runtime_api import RuntimeApi
-from dispatcher.lambda_host.spec import FunctionSpec
+from dispatcher.lambda_host.spec import DEFAULT_ACCOUNT, DEFAULT_PORT, FunctionSpec
 from dispatcher.lambda_host.worker import NODE_RUNTIME, WorkerConfig
 from dispatcher.net import is_loopback
 
 log = logging.getLogger("dispatcher.lambda_host")
 
-DEFAULT_PORT = 9001
-DEFAULT_ACCOUNT = "000000000000"
 
 
 class LambdaHost:

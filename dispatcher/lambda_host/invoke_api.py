@@ -68,6 +68,7 @@ from anyio.abc import TaskGroup
 from dispatcher.lambda_host.callers import CallerCheck
 from dispatcher.lambda_host.function import FunctionPool, Throttled
 from dispatcher.lambda_host.invocation import Invocation, read_capped
+from dispatcher.lambda_host.spec import DEFAULT_MAX_QUEUED_EVENT_BYTES
 
 log = logging.getLogger("dispatcher.lambda_host")
 
@@ -79,9 +80,6 @@ MAX_ASYNC_PAYLOAD = 1024 * 1024
 
 MAX_QUEUED_EVENTS = 10_000
 """``Event`` invocations waiting for a slot, per function, before the host throttles."""
-
-DEFAULT_MAX_QUEUED_EVENT_BYTES = 64 * 1024 * 1024
-"""Bytes of ``Event`` payloads waiting for a slot, per function, before the host throttles."""
 
 RETRY_AFTER_SECONDS = 1
 

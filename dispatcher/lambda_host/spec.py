@@ -40,6 +40,15 @@ MAX_TIMEOUT = 900.0
 
 DEFAULT_MEMORY_MB = 128
 
+DEFAULT_PORT = 9001
+"""The host's Invoke API port."""
+
+DEFAULT_ACCOUNT = "000000000000"
+"""The account id in the host's function ARNs."""
+
+DEFAULT_MAX_QUEUED_EVENT_BYTES = 64 * 1024 * 1024
+"""Bytes of ``Event`` payloads waiting for a slot, per function, before the host throttles."""
+
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 _NODE_SUFFIXES = (".js", ".mjs", ".cjs")
