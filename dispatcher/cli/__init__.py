@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from importlib import metadata
+from typing import Any, NoReturn
 
 from dispatcher.cli.common import (
     EXIT_ENVIRONMENT,
@@ -32,17 +32,31 @@ from dispatcher.errors import ConfigError, DispatchError, RunRefused, StorageErr
 
 
 def _version() -> str:
+    from importlib import metadata  # ~0.1 s: only for --version
+
     try:
         return metadata.version("segment-dispatcher")
     except metadata.PackageNotFoundError:  # a source tree that was never installed
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """argparse's ``version`` action, with the version looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                         nargs=0, help="show program's version number and exit")  # fmt: skip
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        sys.stdout.write(f"dispatcher {_version()}\n")  # stdout, as argparse's own
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dispatcher.cli import fleet, ledger, report, runs, schedule, status
 
     parser = Parser(prog="dispatcher", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--version", action="version", version=f"dispatcher {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     runs.register(sub)
     status.register(sub)
