@@ -207,84 +207,82 @@ PUSH_TARGET_US = 25.0
 """Client CPU per push address (issue 14, target 4)."""
 
 
-async def _sender_cpu(name: str, factory: Any, options: dict[str, Any], msgs: list[Message],
-                      workers: int) -> float:  # fmt: skip
+async def _sender_cpu(url: str, name: str, factory: Any, options: dict[str, Any],
+                      msgs: list[Message], workers: int) -> float:  # fmt: skip
     """Client CPU seconds per message of the dispatcher's sender."""
-    with ServerProcess(name) as server:
-        clients = AwsClients(REGION, max_pool_connections=POOL)
-        try:
-            ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
-                                concurrency=workers)  # fmt: skip
-            sender = factory(name.upper(), {"endpoint_url": server.url, **options}, ctx)
-            await drive(sender, msgs[: sender.max_batch * 2], 2)  # warm up: client, pool
-            _, cpu, ok = await drive(sender, msgs, workers)
-        finally:
-            await clients.aclose()
+    clients = AwsClients(REGION, max_pool_connections=POOL)
+    try:
+        ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
+                            concurrency=workers)  # fmt: skip
+        sender = factory(name.upper(), {"endpoint_url": url, **options}, ctx)
+        await drive(sender, msgs[: sender.max_batch * 2], 2)  # warm up: client, pool
+        _, cpu, ok = await drive(sender, msgs, workers)
+    finally:
+        await clients.aclose()
     if ok != len(msgs):
         raise SystemExit(f"{name}: {len(msgs) - ok} of {len(msgs)} sends failed")
     return cpu / len(msgs)
 
 
 async def _stock_cpu(
-    name: str, calls: list[dict[str, Any]], per_call: int, in_flight: int
+    url: str, name: str, calls: list[dict[str, Any]], per_call: int, in_flight: int
 ) -> float:
     """Client CPU seconds per message of stock aiobotocore calls, ``in_flight`` at once."""
     service, operation = {"ses": ("sesv2", "send_email"),
                           "sms": ("pinpoint-sms-voice-v2", "send_text_message"),
                           "push": ("pinpoint", "send_messages")}[name]  # fmt: skip
-    with ServerProcess(name) as server:
-        clients = AwsClients(REGION, max_pool_connections=POOL)
-        try:
-            client = await clients.client(service, endpoint_url=server.url)
-            method = getattr(client, operation)
-            for kwargs in calls[:4]:  # warm up
+    clients = AwsClients(REGION, max_pool_connections=POOL)
+    try:
+        client = await clients.client(service, endpoint_url=url)
+        method = getattr(client, operation)
+        for kwargs in calls[:4]:  # warm up
+            await method(**kwargs)
+        slots = anyio.Semaphore(in_flight)
+
+        async def one(kwargs: dict[str, Any]) -> None:
+            try:
                 await method(**kwargs)
-            slots = anyio.Semaphore(in_flight)
+            finally:
+                slots.release()
 
-            async def one(kwargs: dict[str, Any]) -> None:
-                try:
-                    await method(**kwargs)
-                finally:
-                    slots.release()
-
-            cpu = time.process_time()
-            async with anyio.create_task_group() as tg:
-                for kwargs in calls:
-                    await slots.acquire()  # a slot before the task: no parked tasks
-                    tg.start_soon(one, kwargs)
-            cpu = time.process_time() - cpu
-        finally:
-            await clients.aclose()
+        cpu = time.process_time()
+        async with anyio.create_task_group() as tg:
+            for kwargs in calls:
+                await slots.acquire()  # a slot before the task: no parked tasks
+                tg.start_soon(one, kwargs)
+        cpu = time.process_time() - cpu
+    finally:
+        await clients.aclose()
     return cpu / (len(calls) * per_call)
 
 
-async def _wire_window(rate: float, seconds: float) -> dict[str, float]:
+async def _wire_window(server: ServerProcess, rate: float, seconds: float) -> dict[str, float]:
     """SMS paced at ``rate`` (16 workers, batch 10): busiest 1-s window at the server."""
     text = {"OriginationNumber": "+12065550199", "MessageType": "TRANSACTIONAL"}
     msgs = messages(int(rate * seconds), "SMS", lambda i: f"+1425555{i % 10000:04d}", text)
-    with ServerProcess("sms") as server:
-        clients = AwsClients(REGION, max_pool_connections=POOL)
-        try:
-            ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
-                                concurrency=16)  # fmt: skip
-            sender = sms.create("SMS", {"endpoint_url": server.url, "max_batch": 10}, ctx)
-            await drive(sender, msgs[:20], 2)
-            sender.pace(Pacing(RateLimiter(rate)))
-            server.reset()
-            await drive(sender, msgs, 16)
-            arrivals = server.arrivals()
-        finally:
-            await clients.aclose()
+    clients = AwsClients(REGION, max_pool_connections=POOL)
+    try:
+        ctx = SenderContext("bench-app", REGION, "123456789012", clients, REPO,
+                            concurrency=16)  # fmt: skip
+        sender = sms.create("SMS", {"endpoint_url": server.url, "max_batch": 10}, ctx)
+        await drive(sender, msgs[:20], 2)
+        sender.pace(Pacing(RateLimiter(rate)))
+        server.reset()
+        await drive(sender, msgs, 16)
+        arrivals = server.arrivals()
+    finally:
+        await clients.aclose()
     return {"ceiling": rate, "messages": len(msgs), "busiest": busiest(arrivals),
             "sustained": round(sustained(arrivals), 1)}  # fmt: skip
 
 
-async def targets(quick: bool) -> dict[str, Any]:
+async def targets(n: int, wire_seconds: float) -> dict[str, Any]:
     """Issue 14 target 4 (client CPU per send, the sender beside stock aiobotocore calls
-    of the same requests) and issue 17's busiest one-second window at the wire."""
+    of the same requests, ``n`` messages each; push 10 n addresses) and issue 17's
+    busiest one-second window at the wire (``wire_seconds`` at 250/s). One wire server
+    per channel serves all three measurements."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    n = 300 if quick else 1500
     mail = {"FromAddress": "news@example.com"}
     emails = messages(n, "EMAIL", lambda i: f"user{i}@example.com", mail)
     text = {"OriginationNumber": "+12065550199", "MessageType": "TRANSACTIONAL"}
@@ -292,47 +290,60 @@ async def targets(quick: bool) -> dict[str, Any]:
     push_template = {"Action": "URL", "Url": "https://example.com/offer", "JsonBody": '{"k": "v"}'}
     tokens = messages(10 * n, "GCM", lambda i: f"fcm-token-{i:08d}-" + "x" * 120, push_template)
     out: dict[str, Any] = {}
-    out["ses"] = {
-        "sender": await _sender_cpu("ses", ses.create, {"max_batch": 10, "account_quota": False},
-                                    emails, 6),
-        "stock": await _stock_cpu("ses", [{
-            "FromEmailAddress": "news@example.com", "Destination": {"ToAddresses": [m.address]},
-            "Content": {"Simple": {"Subject": {"Data": m.title or "", "Charset": "UTF-8"},
-                                   "Body": {"Text": {"Data": m.body, "Charset": "UTF-8"},
-                                            "Html": {"Data": m.html_body, "Charset": "UTF-8"}}}},
-        } for m in emails], 1, 60),
-    }  # fmt: skip
-    out["sms"] = {
-        "sender": await _sender_cpu("sms", sms.create, {"max_batch": 10}, texts, 6),
-        "stock": await _stock_cpu("sms", [{
-            "DestinationPhoneNumber": m.address, "MessageBody": m.body,
-            "OriginationIdentity": "+12065550199", "MessageType": "TRANSACTIONAL",
-        } for m in texts], 1, 60),
-    }  # fmt: skip
-    out["push"] = {
-        "sender": await _sender_cpu("push", push.create, {}, tokens, 4),
-        "stock": await _stock_cpu("push", [{
-            "ApplicationId": "bench-app", "MessageRequest": {
-                "Addresses": {m.address: {"ChannelType": "GCM", "BodyOverride": m.body,
-                                          "TitleOverride": m.title}
-                              for m in tokens[i : i + 100]},
-                "MessageConfiguration": {"GCMMessage": {"Action": "URL",
-                                                        "Url": "https://example.com/offer"}}},
-        } for i in range(0, len(tokens), 100)], 100, 4),
-    }  # fmt: skip
-    out["wire"] = await _wire_window(250.0, 2.0 if quick else 4.0)
+    with ServerProcess("ses") as ses_server, ServerProcess("sms") as sms_server, \
+            ServerProcess("push") as push_server:  # fmt: skip
+        out["ses"] = {
+            "sender": await _sender_cpu(ses_server.url, "ses", ses.create,
+                                        {"max_batch": 10, "account_quota": False}, emails, 6),
+            "stock": await _stock_cpu(ses_server.url, "ses", [{
+                "FromEmailAddress": "news@example.com",
+                "Destination": {"ToAddresses": [m.address]},
+                "Content": {"Simple": {"Subject": {"Data": m.title or "", "Charset": "UTF-8"},
+                                       "Body": {"Text": {"Data": m.body, "Charset": "UTF-8"},
+                                                "Html": {"Data": m.html_body,
+                                                         "Charset": "UTF-8"}}}},
+            } for m in emails], 1, 60),
+        }  # fmt: skip
+        out["sms"] = {
+            "sender": await _sender_cpu(sms_server.url, "sms", sms.create, {"max_batch": 10},
+                                        texts, 6),
+            "stock": await _stock_cpu(sms_server.url, "sms", [{
+                "DestinationPhoneNumber": m.address, "MessageBody": m.body,
+                "OriginationIdentity": "+12065550199", "MessageType": "TRANSACTIONAL",
+            } for m in texts], 1, 60),
+        }  # fmt: skip
+        out["push"] = {
+            "sender": await _sender_cpu(push_server.url, "push", push.create, {}, tokens, 4),
+            "stock": await _stock_cpu(push_server.url, "push", [{
+                "ApplicationId": "bench-app", "MessageRequest": {
+                    "Addresses": {m.address: {"ChannelType": "GCM", "BodyOverride": m.body,
+                                              "TitleOverride": m.title}
+                                  for m in tokens[i : i + 100]},
+                    "MessageConfiguration": {"GCMMessage": {"Action": "URL",
+                                                            "Url": "https://example.com/offer"}}},
+            } for i in range(0, len(tokens), 100)], 100, 4),
+        }  # fmt: skip
+        out["wire"] = await _wire_window(sms_server, 250.0, wire_seconds)
     return out
+
+
+SIZES = {"full": (1500, 4.0), "quick": (300, 2.0), "smoke": (60, 1.5)}
+"""``--targets`` sizes: (messages per channel, seconds of the wire window)."""
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages, shorter runs")
+    parser.add_argument("--smoke", action="store_true",
+                        help="with --targets: the smallest sizes (a check of the harness, "
+                             "not a measurement)")
     parser.add_argument("--targets", type=Path, metavar="JSON",
                         help="only issue 14's target 4 and the wire window, as JSON to this file")
     cli = parser.parse_args()
     if cli.targets:
         import json
 
-        cli.targets.write_text(json.dumps(anyio.run(targets, cli.quick), indent=2) + "\n")
+        size = SIZES["smoke" if cli.smoke else "quick" if cli.quick else "full"]
+        cli.targets.write_text(json.dumps(anyio.run(targets, *size), indent=2) + "\n")
     else:
         anyio.run(main, cli.quick)

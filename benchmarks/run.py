@@ -225,7 +225,7 @@ def run_all(n: int, remote_n: int, memory_n: int, repeat: int, workdir: Path,
         "dispatcher lambda path / naive script, endpoints/s":
             s["lambda_lean"]["endpoints_per_s"] / s["naive_boto3_threads"]["endpoints_per_s"],
     }  # fmt: skip
-    report["channels"] = channel_targets(workdir, quick)
+    report["channels"] = channel_targets(workdir, quick, smoke=n < 20_000)
     report["memory"] = {str(size): memory_run(size, workdir) for size in (n, memory_n)}
     # Per-run and per-shard writes weigh on a tiny run: 1,000 endpoints at least.
     report["fleet_cost"] = fleet_cost(2000 if n >= 100_000 else 1000, workdir)
@@ -235,12 +235,12 @@ def run_all(n: int, remote_n: int, memory_n: int, repeat: int, workdir: Path,
     return report
 
 
-def channel_targets(workdir: Path, quick: bool) -> dict[str, Any]:
+def channel_targets(workdir: Path, quick: bool, smoke: bool) -> dict[str, Any]:
     """Target 4 and issue 17's wire window (``bench_channels --targets``), in a child."""
     out = workdir / "channels.json"
+    size = ["--smoke"] if smoke else ["--quick"] if quick else []
     subprocess.run([sys.executable, str(HERE / "bench_channels.py"), "--targets", str(out),
-                    *(["--quick"] if quick else [])], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+                    *size], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     found: dict[str, Any] = json.loads(out.read_text())
     return found
 
