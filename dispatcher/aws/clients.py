@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
+    import aiohttp
     from aiobotocore.session import AioSession
 
 
@@ -116,6 +117,35 @@ class AwsClients:
             config=AioConfig(**self.config_options, **extra),
         )
         return await self._stack.enter_async_context(creator)
+
+    def http_session(
+        self, url: str, *, limit: int, connect_timeout: float, read_timeout: float | None
+    ) -> aiohttp.ClientSession:
+        """An aiohttp session for signed requests to ``url`` (the lean paths: hook
+        invokes, sends), trusting what botocore trusts: the configured ``ca_bundle``,
+        else botocore's own certificates. Proxies are resolved by the caller, once."""
+        import ssl
+
+        import aiohttp
+
+        ssl_context: ssl.SSLContext | bool = True
+        if url.startswith("https:"):
+            ca_bundle = self.session.get_config_variable("ca_bundle")
+            if not ca_bundle:
+                from botocore.httpsession import get_cert_path
+
+                ca_bundle = get_cert_path(True)
+            ssl_context = ssl.create_default_context(cafile=ca_bundle)
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0, ssl=ssl_context,
+                                           ttl_dns_cache=60),
+            timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout,
+                                          sock_read=read_timeout),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("Content-Type",),  # the signed one is sent, or none
+            trust_env=False,  # proxies resolved once by the caller, not per request
+        )  # fmt: skip
 
     def close_with(self, close: Callable[[], Awaitable[object]]) -> None:
         """Call ``close`` when these clients close (e.g. a sender's lean HTTP session)."""

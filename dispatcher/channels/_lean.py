@@ -3,7 +3,6 @@ aiohttp POST, failing with the exceptions botocore would raise."""
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -104,24 +103,9 @@ class LeanCall:
         )  # fmt: skip
         source = await self._clients.session.get_credentials()
         options = self._clients.config_options
-        ssl_context: ssl.SSLContext | bool = True
-        if url.startswith("https:"):
-            ca_bundle = self._clients.session.get_config_variable("ca_bundle")
-            if not ca_bundle:
-                from botocore.httpsession import get_cert_path
-
-                ca_bundle = get_cert_path(True)
-            ssl_context = ssl.create_default_context(cafile=ca_bundle)
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0,
-                                           ssl=ssl_context, ttl_dns_cache=60),
-            timeout=aiohttp.ClientTimeout(total=None, connect=options["connect_timeout"],
-                                          sock_read=options["read_timeout"]),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=("Content-Type",),  # the signed one is sent
-            trust_env=False,  # proxies resolved once below, not per request
-        )  # fmt: skip
+        session = self._clients.http_session(url, limit=self._concurrency,
+                                             connect_timeout=options["connect_timeout"],
+                                             read_timeout=options["read_timeout"])  # fmt: skip
         self._clients.close_with(session.close)
         return _LeanOpen(
             session=session, url=yarl.URL(url, encoded=True), url_text=url,

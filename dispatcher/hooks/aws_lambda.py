@@ -44,7 +44,6 @@ be in the same region as the Amazon Pinpoint project".
 
 from __future__ import annotations
 
-import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -239,30 +238,9 @@ class LambdaTransport:
             static_headers={"X-Amz-Invocation-Type": "RequestResponse"},
             unsigned_headers={"User-Agent": user_agent(), "Accept-Encoding": "identity"},
         )
-        ssl_context: ssl.SSLContext | bool = True
-        if url.startswith("https:"):
-            ca_bundle = self._aws.session.get_config_variable("ca_bundle")
-            if not ca_bundle:
-                from botocore.httpsession import get_cert_path
-
-                ca_bundle = get_cert_path(True)
-            ssl_context = ssl.create_default_context(cafile=ca_bundle)
-        connector = aiohttp.TCPConnector(
-            limit=self.concurrency,
-            limit_per_host=0,
-            ssl=ssl_context,
-            ttl_dns_cache=60,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=self._connect_timeout, sock_read=self._read_timeout
-            ),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            auto_decompress=False,
-            skip_auto_headers=("Content-Type",),  # botocore sends none for Invoke
-            trust_env=False,  # proxies resolved once below, not per request
-        )
+        session = self._aws.http_session(url, limit=self.concurrency,
+                                         connect_timeout=self._connect_timeout,
+                                         read_timeout=self._read_timeout)  # fmt: skip
         return LeanClient(
             session=session,
             url=yarl.URL(url, encoded=True),
