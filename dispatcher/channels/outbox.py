@@ -30,7 +30,9 @@ class OutboxSender:
         self.path = path
         self.run_id = run_id
         try:
-            # Unbuffered: each batch is one write(2), which a killed process cannot tear.
+            # Unbuffered: each batch is one write(2). A process killed during a write of
+            # several pages leaves the batch cut at a page boundary: never reported sent,
+            # its torn last line is closed below and skipped by ``sent_ids``.
             self._file = path.open("ab", buffering=0)
             if self._file.tell() > 0:
                 with path.open("rb") as f:
