@@ -58,6 +58,23 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any] | str]) -> Path:
     return path
 
 
+def export_with_twins(n: int) -> list[dict[str, Any] | str]:
+    """ios on every third line, android elsewhere; every tenth line an ios twin of the
+    address five lines up (android there: outside the segment, or ios: a duplicate);
+    a malformed line every 97th."""
+    records: list[dict[str, Any] | str] = []
+    for line in range(1, n + 1):
+        if line % 97 == 0:
+            records.append("{not json")
+        elif line % 10 == 0:
+            records.append({**endpoint(line - 5), "Id": f"ep-{line}",
+                            "Demographic": {"Platform": "ios"}})  # fmt: skip
+        else:
+            records.append(endpoint(line, Demographic={
+                "Platform": "ios" if line % 3 == 0 else "android"}))  # fmt: skip
+    return records
+
+
 BASE_CONFIG: dict[str, Any] = {
     "project": {"ApplicationId": "app-1", "Region": "us-east-1", "AccountId": "111122223333"},
     "campaign": {

@@ -19,7 +19,7 @@ import pytest
 
 from dispatcher import dispatch, load_settings
 from dispatcher.testing.moto import MotoServer
-from tests.conftest import endpoint, read_jsonl, write_jsonl
+from tests.conftest import export_with_twins, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,23 +43,6 @@ DEFINITION = {"SegmentResponse": {
 }}  # fmt: skip
 
 
-def export_records(n: int) -> list[dict[str, Any] | str]:
-    """ios on every third line, android elsewhere; every tenth line an ios twin of the
-    address five lines up (android there: outside the segment, or ios: a duplicate);
-    a malformed line every 97th."""
-    records: list[dict[str, Any] | str] = []
-    for line in range(1, n + 1):
-        if line % 97 == 0:
-            records.append("{not json")
-        elif line % 10 == 0:
-            records.append({**endpoint(line - 5), "Id": f"ep-{line}",
-                            "Demographic": {"Platform": "ios"}})  # fmt: skip
-        else:
-            records.append(endpoint(line, Demographic={
-                "Platform": "ios" if line % 3 == 0 else "android"}))  # fmt: skip
-    return records
-
-
 def aws_env(moto_url: str) -> dict[str, str]:
     return {**os.environ, "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -75,7 +58,7 @@ def test_a_fleet_run_sends_the_segment_as_dispatcher_run_does(
     tmp_path: Path, moto: MotoServer
 ) -> None:
     n = 600
-    records = export_records(n)
+    records = export_with_twins(n)
     write_jsonl(tmp_path / "export.jsonl", records)
     (tmp_path / "ios.json").write_text(json.dumps(DEFINITION))
     (tmp_path / "local.toml").write_text(CONFIG)

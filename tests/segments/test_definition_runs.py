@@ -22,7 +22,7 @@ from dispatcher.channels.base import Message, SendResult
 from dispatcher.errors import InputChanged, RunInterrupted
 from dispatcher.model import Status
 from dispatcher.segments.definition import compile_definition
-from tests.conftest import endpoint, make_settings, read_jsonl, write_jsonl
+from tests.conftest import endpoint, export_with_twins, make_settings, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime.fromisoformat("2026-10-15T12:00:00+00:00")
@@ -259,16 +259,7 @@ def test_two_processes_give_the_outcomes_one_gives(tmp_path: Path) -> None:
 
     # Twins: an android record (outside the segment) shares its address with a later
     # ios one. Outside the segment, it must not make its in-segment twin a duplicate.
-    records: list[dict[str, Any] | str] = []
-    for line in range(1, 1201):
-        if line % 97 == 0:
-            records.append("{not json")
-        elif line % 10 == 0:
-            records.append({**endpoint(line - 5), "Id": f"ep-{line}",
-                            "Demographic": {"Platform": "ios"}})  # fmt: skip
-        else:
-            records.append(endpoint(line, Demographic={
-                "Platform": "ios" if line % 3 == 0 else "android"}))  # fmt: skip
+    records = export_with_twins(1200)
     write_jsonl(tmp_path / "export.jsonl", records)
     write_definition(tmp_path / "ios.json", platform("ios"))
     (tmp_path / "c.toml").write_text(PROCESS_CONFIG)
